@@ -1,0 +1,209 @@
+"""The elastic MobileNet-style search space, described as plain data.
+
+An *architecture* (``arch``) is a JSON-ready dict in canonical form::
+
+    {"width": 1.0,                      # width multiplier of stem, stages and head
+     "depth": [2, 3, 1, 2],             # active blocks per stage
+     "kernel": [[3, 5], [7, 3, 3], [5], [3, 3]],   # per active block, per stage
+     "expand": [[4, 6], [3, 3, 4], [6], [4, 3]]}
+
+Blocks beyond a stage's depth do not appear, so two equal networks always have equal archs. Search
+strategies see a flat ``params`` dict instead (``width``, ``depth_<s>``, ``kernel_<s>_<b>``,
+``expand_<s>_<b>`` for every possible block); :meth:`SupernetSpec.arch_from_params` maps one to the
+other, dropping the choices of inactive blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from search import Choice, Space
+
+__all__ = ["Arch", "SupernetSpec", "arch_key", "make_divisible"]
+
+Arch = dict[str, Any]
+
+
+def make_divisible(value: float, divisor: int = 4) -> int:
+    """Rounds a channel count to the nearest multiple of ``divisor`` (never below it, never 10% below)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def arch_key(arch: Mapping[str, Any]) -> str:
+    """A canonical string for an arch, usable as a cache or database key."""
+    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SupernetSpec:
+    """Shape of the supernet and its elastic choices.
+
+    The defaults suit 8x8 grayscale digits; :meth:`for_input` adapts stem stride to larger images.
+
+    Example:
+        >>> spec = SupernetSpec()
+        >>> spec.num_subnets() >= 10**6
+        True
+        >>> spec.arch_from_params(spec.params_from_arch(spec.largest_arch())) == spec.largest_arch()
+        True
+    """
+
+    in_channels: int = 1
+    num_classes: int = 10
+    image_size: int = 8
+    stem_channels: int = 16
+    stem_stride: int = 1
+    stage_channels: tuple[int, ...] = (16, 24, 32, 48)
+    stage_strides: tuple[int, ...] = (1, 2, 2, 1)
+    depth_choices: tuple[int, ...] = (1, 2, 3)
+    kernel_choices: tuple[int, ...] = (3, 5, 7)
+    expand_choices: tuple[int, ...] = (3, 4, 6)
+    width_choices: tuple[float, ...] = (0.5, 0.75, 1.0)
+    head_channels: int = 128
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if len(self.stage_channels) != len(self.stage_strides):
+            raise ValueError("stage_channels and stage_strides must have the same length")
+        for name in ("depth_choices", "kernel_choices", "expand_choices", "width_choices"):
+            values = getattr(self, name)
+            if not values or list(values) != sorted(set(values)):
+                raise ValueError(f"{name} must be a non-empty, strictly increasing tuple, got {values}")
+        if any(k % 2 == 0 for k in self.kernel_choices):
+            raise ValueError(f"kernel sizes must be odd, got {self.kernel_choices}")
+        if min(self.depth_choices) < 1:
+            raise ValueError("every stage needs at least one block")
+
+    @classmethod
+    def for_input(cls, in_channels: int, image_size: int, num_classes: int, **overrides: Any) -> SupernetSpec:
+        """Spec for a dataset: images of ``image_size`` pixels get a stride-2 stem when 16 pixels or more."""
+        stem_stride = 2 if image_size >= 16 else 1
+        kwargs: dict[str, Any] = dict(
+            in_channels=in_channels, num_classes=num_classes, image_size=image_size, stem_stride=stem_stride
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SupernetSpec:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    # -- sizes ---------------------------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_channels)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depth_choices)
+
+    def channels(self, width: float) -> tuple[int, list[int], int]:
+        """(stem, per-stage, head) output channels at a width multiplier."""
+        return (
+            make_divisible(self.stem_channels * width),
+            [make_divisible(c * width) for c in self.stage_channels],
+            make_divisible(self.head_channels * width),
+        )
+
+    def num_subnets(self) -> int:
+        """Number of distinct architectures (inactive choices do not count)."""
+        per_block = len(self.kernel_choices) * len(self.expand_choices)
+        per_stage = sum(per_block**d for d in self.depth_choices)
+        return len(self.width_choices) * per_stage**self.num_stages
+
+    # -- the search space ----------------------------------------------------------------------------
+    def search_space(self) -> Space:
+        """The flat space strategies search (a superset encoding of the archs)."""
+        params: dict[str, Any] = {"width": Choice(self.width_choices)}
+        for s in range(self.num_stages):
+            params[f"depth_{s}"] = Choice(self.depth_choices)
+        for s in range(self.num_stages):
+            for b in range(self.max_depth):
+                params[f"kernel_{s}_{b}"] = Choice(self.kernel_choices)
+                params[f"expand_{s}_{b}"] = Choice(self.expand_choices)
+        return Space(params)
+
+    def arch_from_params(self, params: Mapping[str, Any]) -> Arch:
+        """Flat params -> canonical arch (choices of inactive blocks are dropped)."""
+        depth = [int(params[f"depth_{s}"]) for s in range(self.num_stages)]
+        arch: Arch = {
+            "width": float(params["width"]),
+            "depth": depth,
+            "kernel": [[int(params[f"kernel_{s}_{b}"]) for b in range(d)] for s, d in enumerate(depth)],
+            "expand": [[int(params[f"expand_{s}_{b}"]) for b in range(d)] for s, d in enumerate(depth)],
+        }
+        self.validate_arch(arch)
+        return arch
+
+    def params_from_arch(self, arch: Mapping[str, Any]) -> dict[str, Any]:
+        """Canonical arch -> flat params (inactive blocks take the smallest choice)."""
+        self.validate_arch(arch)
+        params: dict[str, Any] = {"width": float(arch["width"])}
+        for s in range(self.num_stages):
+            params[f"depth_{s}"] = int(arch["depth"][s])
+        for s in range(self.num_stages):
+            for b in range(self.max_depth):
+                active = b < arch["depth"][s]
+                params[f"kernel_{s}_{b}"] = arch["kernel"][s][b] if active else self.kernel_choices[0]
+                params[f"expand_{s}_{b}"] = arch["expand"][s][b] if active else self.expand_choices[0]
+        return params
+
+    def validate_arch(self, arch: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` saying what is wrong with an arch."""
+        if not isinstance(arch, Mapping):
+            raise ValueError(f"an arch must be a dict, got {type(arch).__name__}")
+        missing = {"width", "depth", "kernel", "expand"} - set(arch)
+        if missing:
+            raise ValueError(f"arch is missing {sorted(missing)}")
+        extra = set(arch) - {"width", "depth", "kernel", "expand"}
+        if extra:
+            raise ValueError(f"arch has unknown keys {sorted(extra)}; valid: width, depth, kernel, expand")
+        if not any(math.isclose(float(arch["width"]), w) for w in self.width_choices):
+            raise ValueError(f"width {arch['width']} is not one of {list(self.width_choices)}")
+        depth = arch["depth"]
+        if len(depth) != self.num_stages:
+            raise ValueError(f"depth needs {self.num_stages} stages, got {len(depth)}")
+        for s, d in enumerate(depth):
+            if d not in self.depth_choices:
+                raise ValueError(f"depth of stage {s} is {d}; valid: {list(self.depth_choices)}")
+            for key, valid in (("kernel", self.kernel_choices), ("expand", self.expand_choices)):
+                row = arch[key][s] if s < len(arch[key]) else None
+                if row is None or len(row) != d:
+                    raise ValueError(f"{key} of stage {s} needs {d} values (its depth), got {row}")
+                bad = [v for v in row if v not in valid]
+                if bad:
+                    raise ValueError(f"{key} values {bad} in stage {s} are not in {list(valid)}")
+
+    def largest_arch(self) -> Arch:
+        d = self.max_depth
+        return {
+            "width": float(max(self.width_choices)),
+            "depth": [d] * self.num_stages,
+            "kernel": [[max(self.kernel_choices)] * d for _ in range(self.num_stages)],
+            "expand": [[max(self.expand_choices)] * d for _ in range(self.num_stages)],
+        }
+
+    def smallest_arch(self) -> Arch:
+        d = min(self.depth_choices)
+        return {
+            "width": float(min(self.width_choices)),
+            "depth": [d] * self.num_stages,
+            "kernel": [[min(self.kernel_choices)] * d for _ in range(self.num_stages)],
+            "expand": [[min(self.expand_choices)] * d for _ in range(self.num_stages)],
+        }
+
+    def random_arch(self, rng: np.random.Generator) -> Arch:
+        """Uniform over choices (not over distinct archs), as the sandwich rule samples."""
+        return self.arch_from_params(self.search_space().sample(rng))

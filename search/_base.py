@@ -1,0 +1,76 @@
+"""The strategy contract: a small abstract base class, driven by ask/tell."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from search._space import Space
+from search._trial import Objective, Trial
+
+__all__ = ["Strategy", "Suggestion"]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What a strategy proposes: a point and the fidelity (share of the full budget, in (0, 1]) to evaluate it at."""
+
+    params: Mapping[str, Any]
+    fidelity: float = 1.0
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fidelity <= 1.0:
+            raise ValueError(f"fidelity must be in (0, 1], got {self.fidelity}")
+
+
+class Strategy(abc.ABC):
+    """Proposes points of a space and learns from their results.
+
+    Life cycle, as a :class:`search.Study` drives it:
+
+    1. ``setup(space, objectives)`` once, before anything else. Objectives are already known then, with
+       their directions; a strategy that minimizes should multiply values by ``objective.sign``
+       (:meth:`Trial.minimized` does it).
+    2. ``ask()`` returns the next :class:`Suggestion`, or ``None`` when the strategy cannot propose
+       anything before some pending trials are told (a generation of NSGA-II waits for its last member).
+    3. ``tell(trial)`` for every finished trial, COMPLETE, FAILED or PRUNED, in any order. FAILED trials
+       carry no values: a strategy treats them as infeasible, it never sees NaN. Constraint violations
+       arrive as ``trial.violation`` (0.0 when feasible); feasible points come first.
+
+    A strategy owns its random state: it takes ``seed`` in its constructor and never uses the global
+    ``random`` or ``numpy.random`` state, so the same seed and the same results give the same proposals.
+    """
+
+    #: short name used by ``hwnas search --strategy``.
+    name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._space: Space | None = None
+        self._objectives: tuple[Objective, ...] = ()
+
+    def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
+        """Binds the strategy to a space and objectives. Subclasses call ``super().setup`` first."""
+        if not objectives:
+            raise ValueError("at least one objective is needed")
+        self._space = space
+        self._objectives = tuple(objectives)
+
+    @property
+    def space(self) -> Space:
+        if self._space is None:
+            raise RuntimeError(f"{type(self).__name__}.setup(space, objectives) has not been called")
+        return self._space
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self._objectives
+
+    @abc.abstractmethod
+    def ask(self) -> Suggestion | None:
+        """Next point to evaluate, or ``None`` to wait for pending results."""
+
+    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
+        """Learns from one finished trial. The default ignores it."""

@@ -1,0 +1,167 @@
+"""NSGA-II from pymoo, driven one point at a time through ask/tell."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from pymoo.core.sampling import Sampling
+
+from search._base import Strategy, Suggestion
+from search._space import Space
+from search._trial import Objective, Trial, TrialState
+
+__all__ = ["NSGA2Strategy"]
+
+# What a FAILED trial looks like to pymoo: worst on every objective and far outside every constraint,
+# so survival ranks it last; NaN never reaches the algorithm.
+_FAILED_VALUE = 1e30
+
+
+class _SpaceProblem(Problem):
+    """A pymoo problem that only declares the encoded space; evaluation happens outside, through tell."""
+
+    def __init__(self, space: Space, n_obj: int) -> None:
+        xl, xu = space.bounds()
+        super().__init__(n_var=len(space), n_obj=n_obj, n_ieq_constr=1, xl=xl, xu=xu)
+
+
+class _SpaceSampling(Sampling):
+    """Initial population drawn from the space itself (log scale and steps honoured)."""
+
+    def __init__(self, space: Space) -> None:
+        super().__init__()
+        self._space = space
+
+    def _do(self, problem: Problem, n_samples: int, random_state: np.random.Generator | None = None, **kwargs: object) -> np.ndarray:
+        rng = random_state if random_state is not None else np.random.default_rng()
+        return np.array([self._space.encode(self._space.sample(rng)) for _ in range(n_samples)], dtype=float)
+
+
+class _SnapToSpace(Repair):
+    """Rounds discrete dimensions to the nearest valid value after crossover and mutation."""
+
+    def __init__(self, space: Space) -> None:
+        super().__init__()
+        self._space = space
+
+    def _do(self, problem: Problem, X: np.ndarray, **kwargs: object) -> np.ndarray:
+        return np.array([self._space.encode(self._space.decode(x)) for x in X], dtype=float)
+
+
+class NSGA2Strategy(Strategy):
+    """NSGA-II (Deb et al. 2002) from pymoo: non-dominated sorting and crowding distance survival.
+
+    Points are encoded as vectors (choice index, integer value, real value), recombined by simulated
+    binary crossover and polynomial mutation, then snapped back into the space. Duplicates of earlier
+    points are eliminated by pymoo. A generation of ``population_size`` points is asked one by one; the
+    next generation is bred when all of them have been told, so ``ask`` returns ``None`` while some are
+    still pending.
+
+    Args:
+        population_size: points per generation (the first one is sampled uniformly).
+        crossover_prob: probability that a pair of parents is recombined.
+        crossover_eta: SBX distribution index (smaller spreads children further from parents).
+        mutation_eta: polynomial mutation distribution index.
+        seed: seed of the algorithm's random state.
+
+    Example:
+        >>> from search import Choice, Objective, Space
+        >>> s = NSGA2Strategy(population_size=4, seed=0)
+        >>> s.setup(Space({"k": Choice([3, 5, 7]), "e": Choice([3, 4, 6])}), [Objective("a"), Objective("b")])
+        >>> s.ask().params["k"] in (3, 5, 7)
+        True
+    """
+
+    name = "nsga2"
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 16,
+        crossover_prob: float = 0.9,
+        crossover_eta: float = 3.0,
+        mutation_eta: float = 3.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {population_size}")
+        if not 0.0 <= crossover_prob <= 1.0:
+            raise ValueError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
+        self.population_size = population_size
+        self._crossover_prob = crossover_prob
+        self._crossover_eta = crossover_eta
+        self._mutation_eta = mutation_eta
+        self._seed = seed
+        self._algorithm: object | None = None
+        self._batch: Population | None = None
+        self._queue: deque[int] = deque()
+        self._told: dict[int, tuple[np.ndarray, float]] = {}
+        self.generation = 0
+
+    def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
+        super().setup(space, objectives)
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.termination import get_termination
+
+        repair = _SnapToSpace(space)
+        algorithm = NSGA2(
+            pop_size=self.population_size,
+            sampling=_SpaceSampling(space),
+            crossover=SBX(prob=self._crossover_prob, eta=self._crossover_eta, vtype=float, repair=repair),
+            mutation=PM(eta=self._mutation_eta, vtype=float, repair=repair),
+            repair=repair,
+            eliminate_duplicates=True,
+            seed=self._seed,
+        )
+        # The study decides when to stop; pymoo's own termination must never end the run first.
+        algorithm.setup(_SpaceProblem(space, len(objectives)), termination=get_termination("n_gen", 10**9))
+        self._algorithm = algorithm
+        self._batch, self._queue, self._told = None, deque(), {}
+        self.generation = 0
+
+    def ask(self) -> Suggestion | None:
+        if self._algorithm is None:
+            raise RuntimeError("NSGA2Strategy.setup(space, objectives) has not been called")
+        if not self._queue:
+            if self._batch is not None:
+                return None  # this generation still has members in flight
+            batch = self._algorithm.ask()  # type: ignore[attr-defined]
+            if batch is None or len(batch) == 0:
+                # Duplicate elimination found no new child: the population has converged. Start afresh.
+                batch = Population.new(X=np.array([self.space.encode(self.space.sample(self._algorithm.random_state)) for _ in range(self.population_size)]))  # type: ignore[attr-defined]
+            self._batch = batch
+            self._queue = deque(range(len(batch)))
+            self._told = {}
+        index = self._queue.popleft()
+        x = self._batch[index].X
+        return Suggestion(self.space.decode(x), attrs={"generation": self.generation, "member": index})
+
+    def tell(self, trial: Trial) -> None:
+        index = trial.attrs.get("member")
+        if self._batch is None or index is None or trial.attrs.get("generation") != self.generation:
+            return  # a point this strategy did not ask for (enqueued by a person): nothing to update
+        if trial.state is TrialState.COMPLETE and trial.values is not None:
+            f = np.asarray(trial.minimized(self.objectives), dtype=float)
+            violation = float(trial.violation or 0.0)
+        else:
+            f = np.full(len(self.objectives), _FAILED_VALUE)
+            violation = _FAILED_VALUE
+        self._told[index] = (f, min(violation, _FAILED_VALUE))
+        if len(self._told) == len(self._batch) and not self._queue:
+            F = np.array([self._told[i][0] for i in range(len(self._batch))])
+            G = np.array([[self._told[i][1]] for i in range(len(self._batch))])
+            self._batch.set("F", F, "G", G)
+            for ind in self._batch:
+                ind.evaluated.update({"F", "G", "H"})  # pymoo derives CV and feasibility from G
+            self._algorithm.tell(infills=self._batch)  # type: ignore[attr-defined]
+            self._batch = None
+            self.generation += 1
+

@@ -1,0 +1,46 @@
+"""Uniform random search: the baseline every other strategy must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search._base import Strategy, Suggestion
+from search._space import Space
+from search._trial import Objective
+
+__all__ = ["RandomStrategy"]
+
+
+class RandomStrategy(Strategy):
+    """Draws points uniformly at random, avoiding repeats while the space has unseen points.
+
+    Example:
+        >>> from search import Choice, Objective, Space
+        >>> s = RandomStrategy(seed=0)
+        >>> s.setup(Space({"k": Choice([3, 5])}), [Objective("error")])
+        >>> s.ask().params["k"] in (3, 5)
+        True
+    """
+
+    name = "random"
+
+    def __init__(self, *, seed: int | None = None, max_retries: int = 100) -> None:
+        super().__init__()
+        self._rng = np.random.default_rng(seed)
+        self._max_retries = max_retries
+        self._seen: set[tuple[object, ...]] = set()
+
+    def setup(self, space: Space, objectives: list[Objective] | tuple[Objective, ...]) -> None:
+        super().setup(space, objectives)
+        self._seen.clear()
+
+    def ask(self) -> Suggestion:
+        space = self.space
+        params = space.sample(self._rng)
+        for _ in range(self._max_retries):
+            key = tuple(params.values())
+            if key not in self._seen:
+                break
+            params = space.sample(self._rng)
+        self._seen.add(tuple(params.values()))
+        return Suggestion(params)
