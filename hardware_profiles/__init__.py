@@ -1,0 +1,298 @@
+"""Hardware profiles: how to run a model on one target device, as a frozen dataclass loaded from YAML.
+
+A profile says which runtime and ONNX Runtime execution providers to use, with how many threads, at which
+batch size and input shape, how many warm-up and timed runs a latency measurement takes, and the power model
+used when energy cannot be measured (idle and TDP watts; ``None`` when unknown, never guessed).
+
+Profiles ship as ``hardware_profiles/<name>.yaml``; ``local-cpu`` (the default) describes the machine hwnas
+runs on. This package imports only the standard library and PyYAML.
+
+Example:
+    >>> from hardware_profiles import load_profile
+    >>> profile = load_profile("local-cpu")
+    >>> profile.providers
+    ('CPUExecutionProvider',)
+    >>> profile.timed_runs >= 30
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import yaml
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "MIN_TIMED_RUNS",
+    "HardwareProfile",
+    "ProfileError",
+    "available_profiles",
+    "load_profile",
+    "profile_path",
+]
+
+PROFILES_DIR = Path(__file__).resolve().parent
+DEFAULT_PROFILE = "local-cpu"
+# Fewer timed runs give medians and IQRs too noisy to rank architectures whose latencies differ by a few %.
+MIN_TIMED_RUNS = 30
+DEVICES = ("cpu", "cuda")
+RUNTIMES = ("onnxruntime",)
+
+ProviderOptionValue = Union[str, int, float, bool]
+
+
+class ProfileError(ValueError):
+    """A hardware profile is missing, malformed or inconsistent. The message says what to change."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareProfile:
+    """How to run and measure a model on one target device.
+
+    Attributes:
+        name: Profile name (the YAML file's stem for shipped profiles).
+        description: One line for people: which machine this is.
+        device: ``"cpu"`` or ``"cuda"``; measurements on one device never overlap.
+        runtime: Inference runtime; only ``"onnxruntime"`` is supported.
+        providers: ONNX Runtime execution providers in priority order, e.g. ``("CPUExecutionProvider",)``.
+        provider_options: One options dict per provider (e.g. ``{"device_id": 0}``), or empty for defaults.
+        intra_op_threads: Threads ONNX Runtime uses inside one operator.
+        inter_op_threads: Threads ONNX Runtime uses across operators (sequential execution uses one).
+        batch_size: Batch size latency is measured at.
+        input_shape: ``(C, H, W)`` of one sample, or ``None`` to take it from the dataset.
+        warmup_runs: Untimed runs before timing starts.
+        timed_runs: Timed runs; at least ``MIN_TIMED_RUNS``.
+        idle_w: Idle power of the device in watts, or ``None`` when unknown.
+        tdp_w: Thermal design power of the device in watts, or ``None`` when unknown.
+        carbon_region: Grid region for CO2e accounting (e.g. an ISO 3166 code), or ``None``.
+        lut: Path of a latency/energy lookup table measured on this device, or ``None``.
+
+    Example:
+        >>> HardwareProfile(name="tiny", timed_runs=30).intra_op_threads
+        1
+        >>> try:
+        ...     HardwareProfile(name="bad", timed_runs=5)
+        ... except ProfileError as exc:
+        ...     print(exc)
+        profile 'bad': timed_runs must be >= 30 for a stable median and IQR, got 5
+    """
+
+    name: str
+    description: str = ""
+    device: str = "cpu"
+    runtime: str = "onnxruntime"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    # Dicts are not hashable, so these options take no part in the profile's hash (they still compare).
+    provider_options: tuple[Mapping[str, ProviderOptionValue], ...] = field(default=(), hash=False)
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    batch_size: int = 1
+    input_shape: tuple[int, int, int] | None = None
+    warmup_runs: int = 10
+    timed_runs: int = 50
+    idle_w: float | None = None
+    tdp_w: float | None = None
+    carbon_region: str | None = None
+    lut: Path | None = None
+
+    def __post_init__(self) -> None:
+        where = f"profile {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise ProfileError("a hardware profile needs a non-empty string 'name'")
+        _check_str(where, "description", self.description)
+        _check_str(where, "device", self.device)
+        if self.device not in DEVICES:
+            raise ProfileError(f"{where}: device must be one of {list(DEVICES)}, got {self.device!r}")
+        _check_str(where, "runtime", self.runtime)
+        if self.runtime not in RUNTIMES:
+            raise ProfileError(f"{where}: runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
+        providers = self.providers
+        if isinstance(providers, str) or not isinstance(providers, (tuple, list)):
+            raise ProfileError(
+                f"{where}: providers must be a list of ONNX Runtime provider names, "
+                f"e.g. [CPUExecutionProvider], got {providers!r}"
+            )
+        if not providers or not all(isinstance(p, str) and p for p in providers):
+            raise ProfileError(
+                f"{where}: providers must be a non-empty list of provider names, got {providers!r}"
+            )
+        object.__setattr__(self, "providers", tuple(providers))
+        options = self.provider_options
+        if not isinstance(options, (tuple, list)) or not all(isinstance(o, Mapping) for o in options):
+            raise ProfileError(
+                f"{where}: provider_options must be a list with one mapping per provider "
+                f"(or empty), got {options!r}"
+            )
+        if options and len(options) != len(self.providers):
+            raise ProfileError(
+                f"{where}: provider_options has {len(options)} entries but providers has "
+                f"{len(self.providers)}; give one mapping per provider ({{}} for defaults) or none at all"
+            )
+        for opts in options:
+            for key, value in opts.items():
+                if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+                    raise ProfileError(
+                        f"{where}: provider_options entries map option names to strings or numbers, "
+                        f"got {key!r}: {value!r}"
+                    )
+        object.__setattr__(self, "provider_options", tuple(dict(o) for o in options))
+        for key in ("intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs"):
+            value = getattr(self, key)
+            minimum = 0 if key == "warmup_runs" else 1
+            if not _is_int(value) or value < minimum:
+                raise ProfileError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+        if self.timed_runs < MIN_TIMED_RUNS:
+            raise ProfileError(
+                f"{where}: timed_runs must be >= {MIN_TIMED_RUNS} for a stable median and IQR, "
+                f"got {self.timed_runs}"
+            )
+        if self.input_shape is not None:
+            shape = self.input_shape
+            if (
+                not isinstance(shape, (tuple, list))
+                or len(shape) != 3
+                or not all(_is_int(d) and d >= 1 for d in shape)
+            ):
+                raise ProfileError(
+                    f"{where}: input_shape must be [C, H, W] with three positive integers "
+                    f"(or null to use the dataset's), got {shape!r}"
+                )
+            object.__setattr__(self, "input_shape", tuple(shape))
+        for key in ("idle_w", "tdp_w"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ProfileError(
+                    f"{where}: {key} must be a non-negative number of watts or null, got {value!r}"
+                )
+            object.__setattr__(self, key, float(value))
+        if self.idle_w is not None and self.tdp_w is not None and self.idle_w > self.tdp_w:
+            raise ProfileError(f"{where}: idle_w ({self.idle_w} W) is above tdp_w ({self.tdp_w} W)")
+        if self.carbon_region is not None:
+            _check_str(where, "carbon_region", self.carbon_region)
+        if self.lut is not None:
+            if not isinstance(self.lut, (str, os.PathLike)):
+                raise ProfileError(f"{where}: lut must be a file path or null, got {self.lut!r}")
+            object.__setattr__(self, "lut", Path(self.lut))
+
+    @property
+    def has_power_model(self) -> bool:
+        """Whether both idle and TDP watts are known, so energy can be estimated without a meter."""
+        return self.idle_w is not None and self.tdp_w is not None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_str(where: str, key: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}: {key} must be a string, got {value!r}")
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(HardwareProfile))
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped in this package, sorted.
+
+    Example:
+        >>> "local-cpu" in available_profiles()
+        True
+    """
+    names = {p.stem for p in PROFILES_DIR.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()}
+    return sorted(names)
+
+
+def _is_path_like(name_or_path: str | os.PathLike[str]) -> bool:
+    if isinstance(name_or_path, os.PathLike):
+        return True
+    text = str(name_or_path)
+    return (
+        "/" in text
+        or os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+        or text.endswith((".yaml", ".yml"))
+    )
+
+
+def profile_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """The YAML file a profile name or path refers to (see :func:`load_profile`)."""
+    if _is_path_like(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ProfileError(f"hardware profile file not found: {path}")
+        return path
+    name = str(name_or_path)
+    for suffix in (".yaml", ".yml"):
+        path = PROFILES_DIR / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    available = available_profiles()
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ProfileError(
+        f"unknown hardware profile {name!r}{hint} Available: {', '.join(available) or '(none)'}; "
+        "or pass the path of a .yaml file"
+    )
+
+
+def load_profile(name_or_path: str | os.PathLike[str] = DEFAULT_PROFILE) -> HardwareProfile:
+    """Loads and validates a hardware profile.
+
+    Args:
+        name_or_path: A bare name (``"local-cpu"``) loads ``hardware_profiles/<name>.yaml``; a string with a
+            path separator or ending in ``.yaml``/``.yml``, or any ``os.PathLike``, loads that file.
+
+    Returns:
+        The validated profile. ``name`` defaults to the file's stem; a relative ``lut`` path is resolved
+        against the file's folder.
+
+    Raises:
+        ProfileError: The profile does not exist, is not valid YAML, has unknown keys (the closest known key
+            is suggested) or values of the wrong type or range.
+
+    Example:
+        >>> load_profile("local-cpu").device
+        'cpu'
+    """
+    path = profile_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"hardware profile {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"hardware profile {path} must be a mapping of keys to values, got {type(data).__name__}"
+        )
+    unknown = [key for key in data if key not in _FIELDS]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), _FIELDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ProfileError(
+            f"hardware profile {path}: unknown key {key!r}{hint} Valid keys: {', '.join(_FIELDS)}"
+        )
+    values = dict(data)
+    values.setdefault("name", path.stem)
+    for key in ("providers", "provider_options", "input_shape"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    lut = values.get("lut")
+    if isinstance(lut, str) and lut:
+        lut_path = Path(lut).expanduser()
+        values["lut"] = lut_path if lut_path.is_absolute() else (path.parent / lut_path)
+    try:
+        return HardwareProfile(**values)
+    except ProfileError as exc:
+        raise ProfileError(f"{exc} (in {path})") from None

@@ -1,0 +1,100 @@
+"""The latency profiler contract and its result type."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Union
+
+__all__ = ["LatencyProfiler", "LatencyResult"]
+
+JsonScalar = Union[str, int, float, None]
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency of one model on one device, summarised over timed runs.
+
+    Every ``*_ms`` figure is the wall-clock time of one inference call on a whole batch of ``batch_size``
+    samples, in milliseconds; divide by ``batch_size`` for the time per sample (see :attr:`per_sample_ms`).
+
+    Attributes:
+        median_ms: Median over the timed runs: the figure to optimise.
+        iqr_ms: Interquartile range (75th minus 25th percentile): the spread.
+        mean_ms: Mean over the timed runs.
+        min_ms: Fastest timed run.
+        max_ms: Slowest timed run.
+        timed_runs: Number of timed runs.
+        warmup_runs: Number of untimed runs before timing.
+        batch_size: Samples per inference call.
+        input_shape: ``(C, H, W)`` (or whatever per-sample shape) of one sample.
+        provider: Execution provider that actually ran the model (e.g. ``"CPUExecutionProvider"``).
+        intra_op_threads: Threads used inside one operator.
+        inter_op_threads: Threads used across operators.
+        samples_ms: Every timed run, in order.
+    """
+
+    median_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    timed_runs: int
+    warmup_runs: int
+    batch_size: int
+    input_shape: tuple[int, ...]
+    provider: str
+    intra_op_threads: int
+    inter_op_threads: int
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def per_sample_ms(self) -> float:
+        """Median latency divided by the batch size, in milliseconds per sample."""
+        return self.median_ms / self.batch_size
+
+    def to_dict(self) -> dict[str, JsonScalar | list[int] | list[float]]:
+        """A JSON-ready dict (tuples become lists); :meth:`from_dict` reverses it."""
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["samples_ms"] = list(self.samples_ms)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> LatencyResult:
+        """Rebuilds a result from :meth:`to_dict` output (e.g. read back from a JSON cache)."""
+        values = dict(data)
+        values["input_shape"] = tuple(values["input_shape"])  # type: ignore[call-overload]
+        values["samples_ms"] = tuple(values.get("samples_ms", ()))  # type: ignore[call-overload]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class LatencyProfiler(ABC):
+    """Measures how long one inference of an ONNX model takes on one device.
+
+    Lifecycle: construct a profiler once per device configuration (its constructor validates everything and
+    fails at once with a message saying what to change), then call :meth:`measure` for each model. A
+    profiler is safe to share between threads: measurements on one device are serialised, so they never
+    disturb each other.
+    """
+
+    @abstractmethod
+    def measure(
+        self,
+        onnx_path: str | os.PathLike[str],
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 1,
+    ) -> LatencyResult:
+        """Measures the latency of one model.
+
+        Args:
+            onnx_path: ONNX file with a single floating-point input whose first dimension is the batch.
+            input_shape: Shape of one sample without the batch dimension, e.g. ``(C, H, W)``.
+            batch_size: Samples per inference call.
+
+        Returns:
+            The latency summary.
+        """

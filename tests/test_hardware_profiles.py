@@ -1,0 +1,211 @@
+"""Tests of hardware_profiles: the shipped profiles, loading by name or path, and validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+import hardware_profiles
+from hardware_profiles import (
+    DEFAULT_PROFILE,
+    HardwareProfile,
+    ProfileError,
+    available_profiles,
+    load_profile,
+    profile_path,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str, name: str = "custom.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------ shipped profiles
+
+
+def test_local_cpu_is_shipped_and_is_the_default() -> None:
+    assert "local-cpu" in available_profiles()
+    assert DEFAULT_PROFILE == "local-cpu"
+    assert load_profile() == load_profile("local-cpu")
+
+
+def test_local_cpu_describes_this_machine_without_invented_numbers() -> None:
+    profile = load_profile("local-cpu")
+    assert profile.name == "local-cpu"
+    assert profile.device == "cpu" and profile.runtime == "onnxruntime"
+    assert profile.providers == ("CPUExecutionProvider",)
+    assert profile.provider_options == ()
+    assert (profile.intra_op_threads, profile.inter_op_threads, profile.batch_size) == (1, 1, 1)
+    assert profile.input_shape is None
+    assert profile.timed_runs >= 30
+    assert profile.idle_w is None and profile.tdp_w is None and not profile.has_power_model
+    assert profile.lut is None
+    assert profile.description
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_every_shipped_profile_loads_and_carries_no_unbacked_power_numbers(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.name == name
+    # A power model or a remote device is only useful with numbers measured on it (a lookup table).
+    if profile.device != "cpu" or profile.has_power_model:
+        assert profile.lut is not None and profile.lut.is_file()
+
+
+def test_profiles_are_frozen_and_hashable() -> None:
+    profile = load_profile("local-cpu")
+    with pytest.raises(FrozenInstanceError):
+        profile.batch_size = 8  # type: ignore[misc]
+    assert {profile: 1}[load_profile("local-cpu")] == 1
+
+
+# ------------------------------------------------------------------------------------- name or path
+
+
+def test_unknown_name_lists_the_available_profiles() -> None:
+    with pytest.raises(ProfileError) as info:
+        load_profile("local-cpuu")
+    message = str(info.value)
+    assert "local-cpuu" in message and "did you mean 'local-cpu'" in message
+    for name in available_profiles():
+        assert name in message
+
+
+def test_path_with_separator_or_yaml_suffix_loads_that_file(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path, "batch_size: 4\ntimed_runs: 40\n")
+    by_path = load_profile(path)
+    assert by_path.name == "custom" and by_path.batch_size == 4 and by_path.timed_runs == 40
+    assert load_profile(str(path)) == by_path
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("custom.yaml") == by_path  # suffix alone makes it a path
+    assert load_profile("./custom.yaml") == by_path
+    with pytest.raises(ProfileError, match="unknown hardware profile 'custom'"):
+        load_profile("custom")  # a bare name only looks among the shipped profiles
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="not found"):
+        load_profile(tmp_path / "absent.yaml")
+
+
+def test_profile_path_of_a_shipped_name() -> None:
+    assert profile_path("local-cpu") == hardware_profiles.PROFILES_DIR / "local-cpu.yaml"
+
+
+def test_explicit_name_and_relative_lut(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
+    path = write(tmp_path, "name: my-box\nlut: tables/lut.json\ninput_shape: [3, 32, 32]\n")
+    profile = load_profile(path)
+    assert profile.name == "my-box"
+    assert profile.lut == tmp_path / "tables" / "lut.json"
+    assert profile.input_shape == (3, 32, 32)
+
+
+def test_full_profile_with_power_model(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+name: gpu-box
+device: cuda
+providers: [CUDAExecutionProvider, CPUExecutionProvider]
+provider_options: [{device_id: 1}, {}]
+idle_w: 30
+tdp_w: 300.5
+carbon_region: DE
+""",
+    )
+    profile = load_profile(path)
+    assert profile.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert profile.provider_options == ({"device_id": 1}, {})
+    assert profile.idle_w == 30.0 and isinstance(profile.idle_w, float)
+    assert profile.tdp_w == 300.5 and profile.has_power_model
+    assert profile.carbon_region == "DE"
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, ""))
+    assert profile == HardwareProfile(name="custom")
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"unknown key 'timed_run'; did you mean 'timed_runs'\?"):
+        load_profile(write(tmp_path, "timed_run: 50\n"))
+    with pytest.raises(ProfileError, match="unknown key 'colour'.*Valid keys: name"):
+        load_profile(write(tmp_path, "colour: red\n"))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("timed_runs: 10\n", "timed_runs must be >= 30"),
+        ("timed_runs: 29\n", "timed_runs must be >= 30"),
+        ("intra_op_threads: two\n", "intra_op_threads must be an integer >= 1, got 'two'"),
+        ("batch_size: 0\n", "batch_size must be an integer >= 1"),
+        ("batch_size: true\n", "batch_size must be an integer"),
+        ("warmup_runs: 1.5\n", "warmup_runs must be an integer >= 0"),
+        ("device: tpu\n", r"device must be one of \['cpu', 'cuda'\], got 'tpu'"),
+        ("runtime: tensorrt\n", "runtime must be one of"),
+        ("providers: CPUExecutionProvider\n", "providers must be a list"),
+        ("providers: []\n", "non-empty list"),
+        ("provider_options: [{}, {}]\n", "one mapping per provider"),
+        ("provider_options: {device_id: 0}\n", "provider_options must be a list"),
+        ("input_shape: [32, 32]\n", r"input_shape must be \[C, H, W\]"),
+        ("input_shape: [3, 0, 32]\n", r"input_shape must be \[C, H, W\]"),
+        ("idle_w: -1\n", "idle_w must be a non-negative number"),
+        ("tdp_w: lots\n", "tdp_w must be a non-negative number"),
+        ("idle_w: 50\ntdp_w: 20\n", "idle_w .* is above tdp_w"),
+        ("description: 3\n", "description must be a string"),
+        ("lut: 3\n", "lut must be a file path"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("timed_runs: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_values_are_rejected_clearly(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ProfileError, match=match) as info:
+        load_profile(write(tmp_path, text))
+    assert isinstance(info.value, ValueError)
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "timed_runs: 5\n")
+    with pytest.raises(ProfileError, match="custom.yaml"):
+        load_profile(path)
+
+
+def test_constructor_validates_and_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        HardwareProfile("positional")  # type: ignore[misc]
+    with pytest.raises(ProfileError, match="non-empty string 'name'"):
+        HardwareProfile(name="")
+    profile = HardwareProfile(
+        name="x", providers=["CPUExecutionProvider"], input_shape=[1, 8, 8]  # type: ignore[arg-type]
+    )
+    assert profile.providers == ("CPUExecutionProvider",) and profile.input_shape == (1, 8, 8)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    path = write(tmp_path, "description: !!python/object/apply:os.system ['echo unsafe']\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(path)
+
+
+def test_package_imports_only_yaml_and_the_standard_library() -> None:
+    code = (
+        "import hardware_profiles, sys\n"
+        "bad = sorted(m for m in ('numpy', 'torch', 'onnx', 'onnxruntime', 'search', 'nas', 'profilers') "
+        "if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
