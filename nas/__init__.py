@@ -1,5 +1,49 @@
-"""Orchestration: supernet search spaces, training, evaluation, export, experiments and the CLI."""
+"""Orchestration: supernet search spaces, training, evaluation, export, experiments and the CLI.
 
+Example:
+    >>> from nas import SupernetSpec
+    >>> SupernetSpec().num_subnets() > 10**6
+    True
+"""
+
+from nas._config import ConfigError, SearchConfig, load_config
+from nas._data import AVAILABLE_DATASETS, DatasetError, DataSplits, from_datasets, load_cifar10, load_dataset, load_digits
+from nas._evaluate import evaluate_error, evaluate_subnet, recalibrate_bn
+from nas._experiment import CandidateEvaluator, Experiment, ModelRecord, RunError, SearchResult, reexport
+from nas._export import export_onnx, read_metadata, verify_onnx
 from nas._space import Arch, SupernetSpec, arch_key, make_divisible
+from nas._supernet import Subnet, Supernet
+from nas._train import TrainResult, train_supernet
 
-__all__ = ["Arch", "SupernetSpec", "arch_key", "make_divisible"]
+__all__ = [
+    "AVAILABLE_DATASETS",
+    "Arch",
+    "CandidateEvaluator",
+    "ConfigError",
+    "DataSplits",
+    "DatasetError",
+    "Experiment",
+    "ModelRecord",
+    "RunError",
+    "SearchConfig",
+    "SearchResult",
+    "Subnet",
+    "Supernet",
+    "SupernetSpec",
+    "TrainResult",
+    "arch_key",
+    "evaluate_error",
+    "evaluate_subnet",
+    "export_onnx",
+    "from_datasets",
+    "load_cifar10",
+    "load_config",
+    "load_dataset",
+    "load_digits",
+    "make_divisible",
+    "read_metadata",
+    "recalibrate_bn",
+    "reexport",
+    "train_supernet",
+    "verify_onnx",
+]

@@ -30,7 +30,8 @@ class Study:
     ``ask()`` hands out a RUNNING trial; ``tell(trial, metrics)`` finishes it. Metrics are a dict of
     numbers that must contain every objective's name (other metrics are stored too). A missing,
     NaN or infinite objective value makes the trial FAILED with that reason; the strategy then sees a
-    failed trial, never a NaN.
+    failed trial, never a NaN. ``annotate(params)``, when given, adds JSON-ready attributes to each
+    new trial (a supernet search stores the canonical arch this way).
 
     Example:
         >>> from search import Choice, Objective, RandomStrategy, Space, Study
@@ -49,6 +50,7 @@ class Study:
         strategy: Strategy,
         constraints: Sequence[Constraint] = (),
         storage: Storage | None = None,
+        annotate: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> None:
         if not objectives:
             raise ValueError("a study needs at least one objective")
@@ -60,6 +62,7 @@ class Study:
         self.constraints = tuple(constraints)
         self.strategy = strategy
         self.storage = storage if storage is not None else InMemoryStorage()
+        self._annotate = annotate
         self._enqueued: deque[Suggestion] = deque()
         strategy.setup(space, self.objectives)
         self.storage.set_meta("space", space.to_dict())
@@ -83,7 +86,7 @@ class Study:
             params=dict(suggestion.params),
             fidelity=suggestion.fidelity,
             started_at=time.time(),
-            attrs=dict(suggestion.attrs),
+            attrs={**suggestion.attrs, **(self._annotate(suggestion.params) if self._annotate else {})},
         )
         self.storage.add_trial(trial)
         return trial

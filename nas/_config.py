@@ -1,0 +1,223 @@
+"""The search configuration: a pydantic schema, read from YAML and command-line flags, validated at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "SearchConfig",
+    "SearchSection",
+    "SupernetConfig",
+    "load_config",
+]
+
+#: Objectives a search can optimise, with their units.
+OBJECTIVE_UNITS: dict[str, str] = {"error": "%", "latency_ms": "ms", "params": "count", "flops": "FLOPs"}
+STRATEGY_NAMES = ("nsga2", "random")
+DATASET_NAMES = ("digits", "cifar10")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, described in one line that says what is valid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which dataset, and where it lives."""
+
+    name: str = "digits"
+    root: str | None = None
+    limit: int | None = Field(default=None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DATASET_NAMES:
+            raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _root_exists(self) -> DataConfig:
+        if self.name == "cifar10":
+            if self.root is None:
+                raise ValueError(
+                    "dataset cifar10 needs 'root': the folder holding cifar-10-batches-py (nothing is downloaded)"
+                )
+            if not Path(self.root).expanduser().is_dir():
+                raise ValueError(f"dataset root {self.root!r} is not a folder")
+        return self
+
+
+class SupernetConfig(_Section):
+    """How the weight-sharing supernet is shaped and trained."""
+
+    epochs: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    weight_decay: float = Field(default=3e-5, ge=0)
+    num_random: int = Field(default=2, ge=0)
+    stage_channels: tuple[int, ...] | None = None
+    stage_strides: tuple[int, ...] | None = None
+    depth_choices: tuple[int, ...] | None = None
+    kernel_choices: tuple[int, ...] | None = None
+    expand_choices: tuple[int, ...] | None = None
+    width_choices: tuple[float, ...] | None = None
+
+    def spec_overrides(self) -> dict[str, Any]:
+        keys = (
+            "stage_channels",
+            "stage_strides",
+            "depth_choices",
+            "kernel_choices",
+            "expand_choices",
+            "width_choices",
+        )
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class SearchSection(_Section):
+    """The search itself: strategy, budget, objectives, constraints."""
+
+    strategy: str = "nsga2"
+    trials: int = Field(default=120, ge=1)
+    population: int = Field(default=16, ge=2)
+    objectives: tuple[str, ...] = ("error", "latency_ms")
+    constraints: tuple[str, ...] = ()
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        if v not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {v!r}; valid: {', '.join(STRATEGY_NAMES)}")
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one objective is needed")
+        for name in v:
+            if name not in OBJECTIVE_UNITS:
+                raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVE_UNITS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"objectives are repeated: {list(v)}")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _parse_constraints(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from search import Constraint
+
+        for text in v:
+            c = Constraint.parse(text)
+            if c.metric not in OBJECTIVE_UNITS:
+                raise ValueError(
+                    f"constraint {text!r} bounds unknown metric {c.metric!r}; valid: {', '.join(OBJECTIVE_UNITS)}"
+                )
+        return v
+
+
+class EvalConfig(_Section):
+    """How each candidate is scored."""
+
+    calib_samples: int = Field(default=512, ge=16)
+    val_fraction: float = Field(default=1.0, gt=0, le=1)
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+
+
+class SearchConfig(_Section):
+    """Everything a search needs. Every field has a default: the empty config is the built-in demo.
+
+    Example:
+        >>> SearchConfig().search.objectives
+        ('error', 'latency_ms')
+    """
+
+    name: str | None = None
+    out: str = "runs"
+    seed: int = Field(default=0, ge=0)
+    threads: int = Field(default=0, ge=0, description="torch threads for training; 0 = all cores")
+    profile: str = "local-cpu"
+    data: DataConfig = DataConfig()
+    supernet: SupernetConfig = SupernetConfig()
+    search: SearchSection = SearchSection()
+    evaluation: EvalConfig = EvalConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME_RE.match(v):
+            raise ValueError(f"run name {v!r} may hold only letters, digits, '.', '_' and '-'")
+        return v
+
+
+def _describe(e: ValidationError, source: str) -> str:
+    """One line for the first mistake, with a suggestion for misspelt keys."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent: type[BaseModel] = SearchConfig
+        for part in err["loc"][:-1]:
+            ann = parent.model_fields[str(part)].annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                parent = ann
+        valid = list(parent.model_fields)
+        close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{source}: unknown key {loc!r}{hint} (valid: {', '.join(valid)})"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{source}: {loc}: {msg}{shown}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """Reads a YAML config (optional), applies dotted-key overrides, and validates the result.
+
+    Raises:
+        ConfigError: with one line naming the mistake and what is valid.
+    """
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}: not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of keys, got {type(loaded).__name__}")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {part!r} must be a mapping")
+            node = child
+        node[last] = value
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, source)) from None

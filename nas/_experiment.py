@@ -1,0 +1,504 @@
+"""One search from config to Pareto front: data, supernet, search, front export, run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from hardware_profiles import HardwareProfile, load_profile
+from nas._config import OBJECTIVE_UNITS, SearchConfig
+from nas._data import DataSplits, load_dataset
+from nas._evaluate import evaluate_error, recalibrate_bn
+from nas._export import export_onnx, verify_onnx
+from nas._space import Arch, SupernetSpec, arch_key
+from nas._supernet import Supernet
+from nas._train import train_supernet
+from profilers import MeasurementCache, OnnxRuntimeLatency, count_params_and_flops
+from search import (
+    STRATEGIES,
+    Constraint,
+    NSGA2Strategy,
+    Objective,
+    SQLiteStorage,
+    Strategy,
+    Study,
+    Trial,
+    TrialState,
+)
+
+__all__ = ["CandidateEvaluator", "Experiment", "ModelRecord", "RunError", "SearchResult"]
+
+#: Default hypervolume reference of the error objective (%): any model better than chance-free guessing counts.
+ERROR_REFERENCE = 100.0
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used as asked (exists already, not writable, not a run...)."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One exported Pareto model, as ``pareto.json`` lists it."""
+
+    id: int
+    arch: Arch
+    metrics: Mapping[str, float]
+    onnx: str
+    test_error: float | None
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "arch": self.arch,
+            "metrics": dict(self.metrics),
+            "onnx": self.onnx,
+            "test_error": self.test_error,
+            "max_abs_diff": self.max_abs_diff,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a finished search leaves behind."""
+
+    run_dir: Path
+    models: tuple[ModelRecord, ...]
+    n_trials: int
+    n_failed: int
+    hypervolume: float
+    phase_seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+class CandidateEvaluator:
+    """Scores one candidate: accuracy inherited from the supernet, latency measured on the target, size.
+
+    Called with a trial of the flat supernet space; returns its metrics. Every distinct arch is scored
+    once per run (a repeated arch returns the cached metrics), and latencies are cached by
+    ``(arch, profile, batch size, input shape)`` across runs that share a cache file.
+
+    Fidelity ``f`` in (0, 1] uses the first ``f`` share of the validation split.
+    """
+
+    def __init__(
+        self,
+        *,
+        supernet: Supernet,
+        data: DataSplits,
+        profile: HardwareProfile,
+        calib_samples: int = 512,
+        exporter: str = "torchscript",
+        cache: MeasurementCache | None = None,
+        work_dir: str | Path | None = None,
+    ) -> None:
+        self.supernet = supernet
+        self.spec: SupernetSpec = supernet.spec
+        self.data = data
+        self.profile = profile
+        self.calib_samples = calib_samples
+        self.exporter = exporter
+        self.latency = OnnxRuntimeLatency.from_profile(profile)
+        self.cache = cache if cache is not None else MeasurementCache()
+        self.input_shape = tuple(profile.input_shape or data.input_shape)
+        self._work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="hwnas-"))
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self._scored: dict[tuple[str, float], dict[str, float]] = {}
+        self.seconds: dict[str, float] = {"accuracy": 0.0, "export": 0.0, "latency": 0.0}
+
+    def calibrated_subnet(self, arch: Arch) -> torch.nn.Module:
+        """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data."""
+        model = self.supernet.subnet(arch)
+        recalibrate_bn(model, self.data.train, num_samples=self.calib_samples)
+        return model.eval()
+
+    def __call__(self, trial: Trial) -> dict[str, float]:
+        arch = self.spec.arch_from_params(trial.params)
+        return self.score(arch, trial.fidelity)
+
+    def score(self, arch: Arch, fidelity: float = 1.0) -> dict[str, float]:
+        """Metrics of one arch: ``error`` (%), ``latency_ms``, ``latency_iqr_ms``, ``params``, ``flops``, ``macs``."""
+        key = (arch_key(arch), round(fidelity, 6))
+        if key in self._scored:
+            return dict(self._scored[key])
+        t0 = time.perf_counter()
+        model = self.calibrated_subnet(arch)
+        error = evaluate_error(model, self.data.val, fraction=fidelity)
+        t1 = time.perf_counter()
+        metrics = {"error": float(error), **self.measure(arch, model)}
+        self.seconds["accuracy"] += t1 - t0
+        self._scored[key] = metrics
+        return dict(metrics)
+
+    def measure(self, arch: Arch, model: torch.nn.Module) -> dict[str, float]:
+        """Latency and size of one arch, from the cache or by exporting and timing it."""
+        cache_key = json.dumps(
+            [arch_key(arch), self.profile.name, self.profile.batch_size, list(self.input_shape)]
+        )
+        cached = self.cache.get(cache_key)
+        if cached is not None:
+            return dict(cached)
+        t0 = time.perf_counter()
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
+        os.close(fd)
+        try:
+            export_onnx(
+                model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
+            )
+            t1 = time.perf_counter()
+            lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
+            cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        t2 = time.perf_counter()
+        self.seconds["export"] += t1 - t0
+        self.seconds["latency"] += t2 - t1
+        metrics = {
+            "latency_ms": lat.median_ms,
+            "latency_iqr_ms": lat.iqr_ms,
+            "params": float(cost.params),
+            "flops": float(cost.flops),
+            "macs": float(cost.macs),
+        }
+        self.cache.put(cache_key, metrics)
+        return dict(metrics)
+
+
+ProgressFactory = Callable[[], Any]
+
+
+class Experiment:
+    """A whole search, as ``hwnas search`` runs it.
+
+    Example:
+        >>> from nas import Experiment, load_config
+        >>> cfg = load_config(overrides={"name": "tiny", "supernet.epochs": 1, "search.trials": 4})
+        >>> result = Experiment(cfg).run()  # doctest: +SKIP
+        >>> (result.run_dir / "pareto.json").exists()  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self, config: SearchConfig, *, data: DataSplits | None = None, reporter: Any | None = None
+    ) -> None:
+        self.config = config
+        self.profile = load_profile(config.profile)
+        name = config.name or time.strftime("search-%Y%m%d-%H%M%S")
+        self.run_dir = Path(config.out).expanduser() / name
+        self._data = data
+        self.reporter = reporter if reporter is not None else _SilentReporter()
+        self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
+        self.constraints = [Constraint.parse(c) for c in config.search.constraints]
+
+    # -- set-up --------------------------------------------------------------------------------------
+    def prepare_run_dir(self) -> None:
+        """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten)."""
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise RunError(
+                f"run directory {self.run_dir} already exists; choose another --name (runs are never overwritten)"
+            )
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise RunError(f"cannot write to {self.run_dir}: {e.strerror or e}") from None
+        cfg = self.config.model_dump(mode="json")
+        cfg["name"] = self.run_dir.name
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def make_strategy(self) -> Strategy:
+        s = self.config.search
+        if s.strategy == "nsga2":
+            return NSGA2Strategy(population_size=s.population, seed=self.config.seed)
+        return STRATEGIES[s.strategy](seed=self.config.seed)  # type: ignore[call-arg]
+
+    # -- the run -------------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        cfg = self.config
+        phase: dict[str, float] = {}
+        self.prepare_run_dir()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+        t = time.perf_counter()
+        data = (
+            self._data
+            if self._data is not None
+            else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_limit(cfg))
+        )
+        spec = SupernetSpec.for_input(
+            data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
+        )
+        (self.run_dir / "space.json").write_text(
+            json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
+        )
+        phase["data"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        supernet = Supernet(spec, seed=cfg.seed)
+        self.reporter.start_training(cfg.supernet.epochs)
+        train_supernet(
+            supernet,
+            data.train,
+            epochs=cfg.supernet.epochs,
+            batch_size=cfg.supernet.batch_size,
+            lr=cfg.supernet.lr,
+            weight_decay=cfg.supernet.weight_decay,
+            num_random=cfg.supernet.num_random,
+            seed=cfg.seed,
+            checkpoint_path=self.run_dir / "supernet.pt",
+            on_epoch=self.reporter.epoch,
+        )
+        supernet.eval()
+        phase["supernet_training"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
+        evaluator = CandidateEvaluator(
+            supernet=supernet,
+            data=data,
+            profile=self.profile,
+            calib_samples=cfg.evaluation.calib_samples,
+            exporter=cfg.evaluation.exporter,
+            cache=cache,
+            work_dir=self.run_dir / "tmp",
+        )
+        # The largest arch bounds latency, params and FLOPs from above: twice its values is a reference
+        # point that every candidate lies inside, fixed before the search so hypervolume is comparable.
+        largest = evaluator.score(spec.largest_arch())
+        objectives = [
+            Objective(
+                o.name, o.direction, o.unit, ERROR_REFERENCE if o.name == "error" else 2.0 * largest[o.name]
+            )
+            for o in self.objectives
+        ]
+        storage = SQLiteStorage(self.run_dir / "study.db")
+        study = Study(
+            space=spec.search_space(),
+            objectives=objectives,
+            strategy=self.make_strategy(),
+            constraints=self.constraints,
+            storage=storage,
+            annotate=lambda params: {"arch": spec.arch_from_params(params)},
+        )
+        storage.set_meta("config", cfg.model_dump(mode="json"))
+        storage.set_meta("supernet", spec.to_dict())
+        storage.set_meta("profile", self.profile.name)
+
+        self.reporter.start_search(cfg.search.trials)
+        study.optimize(evaluator, n_trials=cfg.search.trials, callbacks=[self.reporter.trial])
+        cache.save()
+        phase["search"] = time.perf_counter() - t
+        phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
+
+        t = time.perf_counter()
+        models = export_front(study, evaluator, self.run_dir)
+        phase["export"] = time.perf_counter() - t
+        write_outputs(self.run_dir, study, models)
+        shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
+        hv = study.hypervolume()
+        failed = sum(t.state is TrialState.FAILED for t in study.trials)
+        result = SearchResult(self.run_dir, tuple(models), len(study.trials), failed, hv, phase)
+        (self.run_dir / "timings.json").write_text(json.dumps(phase, indent=2))
+        storage.close()
+        return result
+
+
+def _root(cfg: SearchConfig) -> str | None:
+    return os.path.expanduser(cfg.data.root) if cfg.data.root else None
+
+
+def _limit(cfg: SearchConfig) -> dict[str, Any]:
+    return {"limit": cfg.data.limit} if cfg.data.name == "cifar10" and cfg.data.limit else {}
+
+
+def export_front(study: Study, evaluator: CandidateEvaluator, run_dir: Path) -> list[ModelRecord]:
+    """Exports every distinct Pareto arch of ``study`` to ``run_dir/models/<trial>.onnx``, verified."""
+    spec = evaluator.spec
+    models: list[ModelRecord] = []
+    seen: set[str] = set()
+    (run_dir / "models").mkdir(exist_ok=True)
+    for trial in sorted(study.best_trials, key=lambda t: t.values or ()):
+        arch = spec.arch_from_params(trial.params)
+        if arch_key(arch) in seen:
+            continue
+        seen.add(arch_key(arch))
+        models.append(export_model(trial, arch, evaluator, run_dir, [o.name for o in study.objectives]))
+    return models
+
+
+def export_model(
+    trial: Trial,
+    arch: Arch,
+    evaluator: CandidateEvaluator,
+    run_dir: Path,
+    objective_names: list[str],
+    *,
+    path: Path | None = None,
+) -> ModelRecord:
+    """Exports one trial's arch as a standalone ONNX model, checks it against PyTorch, scores it on test."""
+    model = evaluator.calibrated_subnet(arch)
+    # A dataset given through the Python API may have no test split: the model then has no test error.
+    test_error = None if evaluator.data.test is None else float(evaluate_error(model, evaluator.data.test))
+    target = path if path is not None else run_dir / "models" / f"{trial.number}.onnx"
+    rel = os.path.relpath(target, run_dir)
+    metrics = {k: float(v) for k, v in trial.metrics.items() if isinstance(v, (int, float))}
+    data = evaluator.data
+    metadata = {
+        "hwnas.arch": json.dumps(arch),
+        "hwnas.trial": str(trial.number),
+        "hwnas.metrics": json.dumps(metrics),
+        "hwnas.test_error": json.dumps(test_error),
+        "hwnas.supernet": json.dumps(evaluator.spec.to_dict()),
+        "hwnas.dataset": data.name,
+        "hwnas.input_shape": json.dumps(list(data.input_shape)),
+        "hwnas.normalize": json.dumps({"mean": list(data.mean), "std": list(data.std)}),
+        "hwnas.profile": evaluator.profile.name,
+    }
+    path = export_onnx(model, target, data.input_shape, metadata=metadata, exporter=evaluator.exporter)
+    check = verify_onnx(model, path, data.input_shape)
+    return ModelRecord(
+        id=trial.number,
+        arch=arch,
+        metrics={n: metrics[n] for n in objective_names}
+        | {k: v for k, v in metrics.items() if k not in objective_names},
+        onnx=rel,
+        test_error=test_error,
+        max_abs_diff=float(check.max_abs_diff),
+    )
+
+
+def write_outputs(run_dir: Path, study: Study, models: list[ModelRecord]) -> None:
+    """``pareto.json``, ``trials.csv`` and ``pareto.png``, all derived from the study."""
+    objectives = study.objectives
+    pareto = {
+        "objectives": [o.to_dict() for o in objectives],
+        "hypervolume": study.hypervolume(),
+        "reference": {o.name: o.reference for o in objectives},
+        "models": [m.to_dict() for m in models],
+    }
+    _atomic_write(run_dir / "pareto.json", json.dumps(pareto, indent=2))
+    write_trials_csv(run_dir / "trials.csv", study)
+    from nas._plots import plot_front
+
+    plot_front(study, run_dir / "pareto.png", highlight={m.id for m in models})
+
+
+def write_trials_csv(path: Path, study: Study) -> None:
+    """One row per trial: state, fidelity, objectives, other metrics, violation, duration, failure, arch."""
+    trials = study.trials
+    names = [o.name for o in study.objectives]
+    extra = sorted({k for t in trials for k in t.metrics} - set(names))
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["number", "state", "fidelity", *names, *extra, "violation", "duration_s", "failure", "arch"])
+        for t in trials:
+            arch = t.attrs.get("arch", dict(t.params))
+            w.writerow([
+                t.number, t.state.value, t.fidelity, *[_fmt(t.metrics.get(n)) for n in [*names, *extra]],
+                _fmt(t.violation), _fmt(t.duration_s), t.error or "", json.dumps(arch, separators=(",", ":")),
+            ])  # fmt: skip
+    os.replace(tmp, path)
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)  # shortest text that reads back as the same float
+    return str(v)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _SilentReporter:
+    """Reports nothing; the command line passes a reporter with progress bars."""
+
+    def start_training(self, epochs: int) -> None:
+        pass
+
+    def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
+        pass
+
+    def start_search(self, trials: int) -> None:
+        pass
+
+    def trial(self, study: Study, trial: Trial) -> None:
+        pass
+
+
+def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, Supernet]:
+    """The config, data and trained supernet of a run directory."""
+    from nas._config import ConfigError, load_config
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file() or not (run / "study.db").is_file():
+        raise RunError(f"{run} is not an hwnas run directory (it needs config.yaml and study.db)")
+    try:
+        config = load_config(run / "config.yaml")
+    except ConfigError as e:
+        raise RunError(f"{run}/config.yaml cannot be used: {e}") from None
+    ckpt_path = run / "supernet.pt"
+    if not ckpt_path.is_file():
+        raise RunError(
+            f"{run} has no supernet checkpoint (supernet.pt): its training never finished an epoch"
+        )
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
+    except Exception as e:  # a damaged file: say so in one line
+        raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
+    data = load_dataset(config.data.name, root=_root(config), seed=config.seed, **_limit(config))
+    supernet = Supernet(spec, seed=config.seed)
+    supernet.load_state_dict(ckpt["model"])
+    return config, data, supernet.eval()
+
+
+def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = None) -> tuple[Path, float]:
+    """Re-exports the model of one COMPLETE trial of a finished run; returns its path and max |ONNX - torch|."""
+    run = Path(run_dir)
+    config, data, supernet = load_trained_supernet(run)
+    storage = SQLiteStorage(run / "study.db")
+    try:
+        try:
+            trial = storage.get_trial(trial_id)
+        except KeyError:
+            raise RunError(
+                f"{run} has no trial {trial_id} (it has {storage.count()} trials: 0 to {storage.count() - 1})"
+            ) from None
+        if trial.state is not TrialState.COMPLETE:
+            raise RunError(
+                f"trial {trial_id} of {run} is {trial.state.value}, not COMPLETE: nothing to export"
+            )
+        names = [o["name"] for o in storage.get_meta("objectives", [])]
+    finally:
+        storage.close()
+    evaluator = CandidateEvaluator(
+        supernet=supernet,
+        data=data,
+        profile=load_profile(config.profile),
+        calib_samples=config.evaluation.calib_samples,
+        exporter=config.evaluation.exporter,
+    )
+    arch = supernet.spec.arch_from_params(trial.params)
+    target = Path(out) if out is not None else run / "models" / f"{trial_id}.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    record = export_model(trial, arch, evaluator, run, names, path=target)
+    return target, record.max_abs_diff

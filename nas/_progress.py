@@ -1,0 +1,83 @@
+"""Progress display for the command line: supernet epochs, then trials with front size and hypervolume."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from search import Study, Trial, TrialState
+
+
+class ProgressReporter:
+    """Rich progress bars on stderr; on a non-terminal it prints a line every ``every`` items instead."""
+
+    def __init__(self, console: Console | None = None, *, every: int = 10) -> None:
+        self.console = console or Console(stderr=True)
+        self.live = self.console.is_terminal
+        self.every = every
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self._task: int | None = None
+        self._t0 = time.perf_counter()
+        self._failed = 0
+
+    def __enter__(self) -> ProgressReporter:
+        if self.live:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live:
+            self._progress.stop()
+
+    def _log(self, text: str) -> None:
+        if not self.live:
+            self.console.print(text, highlight=False)
+
+    def start_training(self, epochs: int) -> None:
+        self._task = self._progress.add_task("supernet", total=epochs, info="")
+        self._log(f"training the supernet for {epochs} epochs (sandwich rule, in-place distillation)")
+
+    def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=epoch, info=f"loss {loss:.3f}")
+        if epoch == total or epoch % self.every == 0:
+            self._log(f"  epoch {epoch}/{total}  loss {loss:.3f}  {seconds:.1f} s/epoch")
+
+    def start_search(self, trials: int) -> None:
+        self._task = self._progress.add_task("search", total=trials, info="")
+        self._log(f"searching: {trials} trials")
+
+    def trial(self, study: Study, trial: Trial) -> None:
+        if trial.state is TrialState.FAILED:
+            self._failed += 1
+            self.console.print(f"[yellow]trial {trial.number} failed:[/] {trial.error}", highlight=False)
+        n = len(study.trials)
+        front = study.best_trials
+        info = f"front {len(front)}  HV {study.hypervolume():.4g}  {time.perf_counter() - self._t0:.0f} s"
+        if self._failed:
+            info += f"  failed {self._failed}"
+        if self._task is not None:
+            self._progress.update(self._task, completed=n, info=info)
+        if n % self.every == 0:
+            self._log(f"  trials {n}  {info}")

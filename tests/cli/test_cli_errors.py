@@ -1,0 +1,104 @@
+"""Bad input on the command line: one clear line on stderr, exit status 2, no traceback, nothing lost."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.cli import main
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    def write(text):
+        p = tmp_path / "c.yaml"
+        p.write_text(text)
+        return str(p)
+
+    return write
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["search", "--trials", "0"], "must be at least 1"),
+        (["search", "--trials", "many"], "expected a whole number"),
+        (["search", "--seed", "-3"], "must be 0 or more"),
+        (["search", "--bogus"], "unrecognized arguments: --bogus"),
+        (["search", "--strategy", "annealing"], "valid: nsga2, random"),
+        (["search", "--objectives", "error,speed"], "unknown objective 'speed'; valid: error, latency_ms"),
+        (["search", "--objectives", "error,error"], "repeated"),
+        (["search", "--constraint", "latency_ms < 2"], "METRIC <= NUMBER"),
+        (["search", "--constraint", "accuracy >= 0.9"], "unknown metric 'accuracy'"),
+        (["search", "--profile", "raspberry-pi-9"], "local-cpu"),
+        (["search", "--profile", "/nonexistent/profile.yaml"], "profile.yaml"),
+        (["search", "--dataset", "imagenet"], "valid: digits, cifar10"),
+        (["search", "--dataset", "cifar10"], "needs 'root'"),
+        (["search", "--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "is not a folder"),
+        (["search", "--config", "/nonexistent/config.yaml"], "does not exist"),
+        (["search", "--name", "../escape"], "may hold only letters"),
+        (["export", "/nonexistent/run", "--id", "3"], "not an hwnas run directory"),
+        (["export", "/tmp", "--id", "x"], "expected a whole number"),
+        ([], ""),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
+    argv = [*argv, "--out", str(tmp_path)] if argv[:1] == ["search"] else argv
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    if expected:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, err
+        assert expected in lines[0], err
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("serach:\n  trials: 3\n", "unknown key 'serach'; did you mean 'search'?"),
+        ("search:\n  trails: 3\n", "unknown key 'search.trails'; did you mean 'trials'?"),
+        ("search:\n  trials: -5\n", "search.trials"),
+        ("search:\n  trials: lots\n", "search.trials"),
+        ("supernet: [1, 2]\n", "supernet"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("search: {trials: 3\n", "not valid YAML"),
+        ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),
+    ],
+)
+def test_bad_config_files(text, expected, cfg, capsys, tmp_path):
+    code, out, err = run(["search", "--config", cfg(text), "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
+    run_dir = tmp_path / "taken"
+    run_dir.mkdir()
+    keep = run_dir / "pareto.json"
+    keep.write_text("{}")
+    code, out, err = run(["search", "--name", "taken", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "already exists" in err
+    assert keep.read_text() == "{}" and sorted(p.name for p in run_dir.iterdir()) == ["pareto.json"]
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run(["search", "--out", str(blocker / "sub"), "--name", "x"], capsys)
+    assert code == 2 and "cannot write" in err
+
+
+def test_console_script_prints_no_traceback():
+    exe = Path(sys.executable).with_name("hwnas")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nas.cli"]
+    proc = subprocess.run([*cmd, "search", "--strategy", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "unknown strategy 'nope'" in proc.stderr

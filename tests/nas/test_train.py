@@ -1,0 +1,260 @@
+"""Tests of nas._train (sandwich-rule training, checkpoints) and nas._evaluate (BN recalibration, error)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from nas._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
+from nas._space import SupernetSpec
+from nas._supernet import Supernet
+from nas._train import TrainResult, train_supernet
+
+SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
+
+
+def easy_task(n: int, seed: int = 0, noise: float = 0.6) -> TensorDataset:
+    """Four classes, each a fixed random 8x8 pattern plus Gaussian noise: learnable in a few epochs."""
+    gen = torch.Generator().manual_seed(100)  # the same class patterns for every split
+    patterns = torch.randn(4, 1, 8, 8, generator=gen)
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 4
+    images = patterns[labels] + noise * torch.randn(n, 1, 8, 8, generator=gen)
+    return TensorDataset(images, labels)
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class ItemDataset(Dataset):
+    """A plain map-style dataset (not a TensorDataset) with int labels."""
+
+    def __init__(self, data: TensorDataset) -> None:
+        self.x, self.y = data.tensors
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i], int(self.y[i])
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Supernet, TrainResult]:
+    net = Supernet(SPEC, seed=0)
+    result = train_supernet(net, easy_task(256), epochs=3, batch_size=32, lr=0.1, seed=0)
+    return net, result
+
+
+# -- training --------------------------------------------------------------------------------------------
+
+
+def test_training_reduces_loss_and_beats_chance(trained: tuple[Supernet, TrainResult]) -> None:
+    net, result = trained
+    assert result.epochs == 3 and len(result.epoch_losses) == 3 and result.resumed_from == 0
+    assert result.loss == result.epoch_losses[-1]
+    assert result.epoch_losses[-1] < 0.5 * result.epoch_losses[0]
+    assert result.seconds == pytest.approx(sum(result.epoch_seconds)) and result.seconds > 0
+    assert np.isfinite(result.distill_loss) and result.distill_loss >= 0
+    assert not net.training
+    calib, val = easy_task(128, seed=1), easy_task(200, seed=2)
+    assert evaluate_subnet(net, SPEC.largest_arch(), calib, val) < 20.0  # chance is 75%
+
+
+def test_sandwich_rule_trains_the_smallest_and_random_subnets(trained: tuple[Supernet, TrainResult]) -> None:
+    net, _ = trained
+    calib, val = easy_task(128, seed=1), easy_task(200, seed=2)
+    assert evaluate_subnet(net, SPEC.smallest_arch(), calib, val) < 35.0  # chance is 75%
+    rng = np.random.default_rng(3)
+    errors = [evaluate_subnet(net, SPEC.random_arch(rng), calib, val) for _ in range(3)]
+    assert max(errors) < 35.0
+    untrained = Supernet(SPEC, seed=0)
+    assert evaluate_subnet(untrained, SPEC.smallest_arch(), calib, val) > 40.0
+
+
+def test_same_seed_gives_bit_identical_weights() -> None:
+    data = easy_task(40)
+    nets = [Supernet(SPEC, seed=0) for _ in range(3)]
+    results = [train_supernet(net, data, epochs=1, batch_size=16, seed=s) for net, s in zip(nets, (5, 5, 6))]
+    assert same_weights(nets[0], nets[1])
+    assert results[0].loss == results[1].loss
+    assert not same_weights(nets[0], nets[2])
+
+
+def test_training_leaves_the_global_generator_alone() -> None:
+    state = torch.get_rng_state()
+    train_supernet(Supernet(SPEC), easy_task(20), epochs=1, batch_size=16)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_generic_datasets_with_int_labels_work() -> None:
+    a, b = Supernet(SPEC), Supernet(SPEC)
+    data = easy_task(24)
+    train_supernet(a, data, epochs=1, batch_size=8, seed=1)
+    train_supernet(b, ItemDataset(data), epochs=1, batch_size=8, seed=1)
+    assert same_weights(a, b)
+
+
+def test_interrupted_training_resumes_bit_identically(tmp_path) -> None:
+    data = easy_task(40)
+    straight = Supernet(SPEC)
+    expected = train_supernet(straight, data, epochs=3, batch_size=16, seed=2)
+
+    path = tmp_path / "ckpt" / "supernet.pt"
+    calls: list[tuple[int, int, float, float]] = []
+
+    def stop_after_two(epoch: int, total: int, loss: float, seconds: float) -> None:
+        calls.append((epoch, total, loss, seconds))
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(
+            Supernet(SPEC),
+            data,
+            epochs=3,
+            batch_size=16,
+            seed=2,
+            checkpoint_path=path,
+            on_epoch=stop_after_two,
+        )
+    assert [c[:2] for c in calls] == [(1, 3), (2, 3)]
+    assert calls[0][2] == expected.epoch_losses[0] and calls[0][3] > 0
+    assert sorted(p.name for p in path.parent.iterdir()) == ["supernet.pt"]  # and no temporary file left
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+
+    resumed_net = Supernet(SPEC, seed=9)  # a different start: the checkpoint must overwrite it
+    resumed = train_supernet(resumed_net, data, epochs=3, batch_size=16, seed=2, checkpoint_path=path)
+    assert resumed.resumed_from == 2
+    assert resumed.epoch_losses == expected.epoch_losses
+    assert same_weights(resumed_net, straight)
+
+    # A finished training only loads the weights and returns, without running an epoch.
+    again_net = Supernet(SPEC, seed=9)
+    seen: list[int] = []
+    again = train_supernet(
+        again_net,
+        data,
+        epochs=3,
+        batch_size=16,
+        seed=2,
+        checkpoint_path=path,
+        on_epoch=lambda e, *_: seen.append(e),
+    )
+    assert again.resumed_from == 3 and seen == [] and again.epoch_losses == expected.epoch_losses
+    assert same_weights(again_net, straight)
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path) -> None:
+    path = tmp_path / "supernet.pt"
+    data = easy_task(20)
+    train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    with pytest.raises(ValueError, match="lr"):
+        train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, lr=0.2, checkpoint_path=path)
+
+
+def test_unreadable_checkpoint_is_ignored_with_a_warning(tmp_path) -> None:
+    path = tmp_path / "supernet.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="unreadable checkpoint"):
+        result = train_supernet(Supernet(SPEC), easy_task(20), epochs=1, batch_size=16, checkpoint_path=path)
+    assert result.resumed_from == 0
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="epochs"):
+        train_supernet(Supernet(SPEC), easy_task(8), epochs=0)
+
+
+# -- evaluation ------------------------------------------------------------------------------------------
+
+
+def test_recalibrate_bn_estimates_statistics_of_the_data() -> None:
+    net = Supernet(SPEC).subnet(SPEC.largest_arch())
+    data = easy_task(64)
+    bn = net.stem[1]
+    bn.momentum = 0.3
+    recalibrate_bn(net, data, num_samples=64, batch_size=32)
+    assert not net.training and bn.momentum == 0.3
+    with torch.no_grad():
+        conv_out = net.stem[0](data.tensors[0])
+    assert torch.allclose(bn.running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-4)
+    # Cumulative average of two equal batches' unbiased variances.
+    halves = (conv_out[:32], conv_out[32:])
+    expected_var = torch.stack([h.transpose(0, 1).reshape(h.shape[1], -1).var(dim=1) for h in halves]).mean(0)
+    assert torch.allclose(bn.running_var, expected_var, rtol=1e-3)
+    assert int(bn.num_batches_tracked) == 2
+
+
+def test_recalibration_uses_an_evenly_spread_subset() -> None:
+    net = Supernet(SPEC).subnet(SPEC.smallest_arch())
+    data = easy_task(100)
+    recalibrate_bn(net, data, num_samples=10, batch_size=10)
+    with torch.no_grad():
+        conv_out = net.stem[0](data.tensors[0][::10])
+    assert torch.allclose(net.stem[1].running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-5)
+
+
+class Constant(nn.Module):
+    """Always predicts class ``label``; counts the images it saw."""
+
+    def __init__(self, label: int, classes: int = 4) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.logits = torch.nn.functional.one_hot(torch.tensor(label), classes).float()
+        self.seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen += len(x)
+        return self.scale * self.logits.expand(len(x), -1)
+
+
+def test_evaluate_error_counts_mistakes_and_honours_fraction() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 3, 3, 3])
+    data = TensorDataset(torch.zeros(10, 1, 8, 8), labels)
+    model = Constant(0)
+    assert evaluate_error(model, data, batch_size=3) == pytest.approx(70.0)
+    assert model.seen == 10
+    model.seen = 0
+    # Half of the data, evenly spread: indices 0, 2, 4, 6, 8 -> labels 0, 0, 1, 2, 3.
+    assert evaluate_error(model, data, fraction=0.5) == pytest.approx(60.0)
+    assert model.seen == 5
+    assert evaluate_error(model, ItemDataset(data), fraction=0.5) == pytest.approx(60.0)
+    model.train()
+    evaluate_error(model, data)
+    assert model.training
+    with pytest.raises(ValueError, match="fraction"):
+        evaluate_error(model, data, fraction=0.0)
+
+
+def test_evaluate_subnet_leaves_the_supernet_unchanged(trained: tuple[Supernet, TrainResult]) -> None:
+    net, _ = trained
+    before = copy.deepcopy(net.state_dict())
+    calib, val = easy_task(64, seed=1), easy_task(100, seed=2)
+    low = evaluate_subnet(net, SPEC.smallest_arch(), calib, val, fraction=0.3)
+    assert 0.0 <= low <= 100.0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_kernel_trimming_is_exact_and_temporary() -> None:
+    spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(2, 2), head_channels=16, num_classes=4)
+    net = Supernet(spec).subnet(spec.largest_arch()).eval()  # 7x7 kernels on 4x4 and 2x2 maps
+    x = torch.randn(5, 1, 8, 8)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    weights = [c.weight for c in convs]
+    with torch.no_grad():
+        expected = net(x)
+        with _trimmed_kernels(net, x):
+            assert {c.kernel_size for c in convs if c.groups > 1} == {(7, 7), (3, 3)}
+            trimmed = net(x)
+    assert torch.allclose(trimmed, expected, atol=1e-5)
+    assert all(c.weight is w for c, w in zip(convs, weights))
+    assert {c.kernel_size for c in convs if c.groups > 1} == {(7, 7)}
