@@ -88,7 +88,7 @@ class CandidateEvaluator:
     once per run (a repeated arch returns the cached metrics), and latencies are cached by
     ``(arch, profile, batch size, input shape)`` across runs that share a cache file.
 
-    Fidelity ``f`` in (0, 1] uses the first ``f`` share of the validation split.
+    Fidelity ``f`` in (0, 1] scores on an evenly spaced ``f`` share of the validation split.
     """
 
     def __init__(

@@ -261,7 +261,8 @@ def _load_checkpoint(path: str | os.PathLike[str] | None, device: torch.device) 
     except Exception as exc:  # an unreadable file is not worth failing a run for: start afresh
         warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
         return None
-    keys = {"format", "config", "epoch", "model", "optimizer", "scheduler", "epoch_losses", "epoch_seconds"}
+    keys = {"format", "config", "epoch", "model", "optimizer", "scheduler"}
+    keys |= {"epoch_losses", "epoch_seconds", "distill_loss"}
     if (
         not isinstance(checkpoint, dict)
         or not keys <= set(checkpoint)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import onnxruntime
 import pytest
@@ -14,6 +17,15 @@ from nas._space import SupernetSpec
 from nas._supernet import InvertedResidual, Subnet, Supernet
 
 TINY = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Nets this small gain nothing from a second thread, and spinning threads crawl on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def trained_like(spec: SupernetSpec, seed: int = 0) -> Supernet:
@@ -232,7 +244,8 @@ def test_residual_blocks_follow_the_rule() -> None:
     assert flags == [False, True, True, False, True, True]
 
 
-def test_subnet_exports_to_onnx_and_matches(tmp_path) -> None:
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
+def test_subnet_exports_to_onnx_and_matches(tmp_path: Path) -> None:
     net = trained_like(TINY)
     sub = net.subnet(some_archs(TINY)[4])
     x = torch.randn(3, 1, 8, 8)

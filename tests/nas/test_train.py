@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,15 @@ from nas._supernet import Supernet
 from nas._train import TrainResult, train_supernet
 
 SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Nets this small gain nothing from a second thread, and spinning threads crawl on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def easy_task(n: int, seed: int = 0, noise: float = 0.6) -> TensorDataset:
@@ -102,7 +113,7 @@ def test_generic_datasets_with_int_labels_work() -> None:
     assert same_weights(a, b)
 
 
-def test_interrupted_training_resumes_bit_identically(tmp_path) -> None:
+def test_interrupted_training_resumes_bit_identically(tmp_path: Path) -> None:
     data = easy_task(40)
     straight = Supernet(SPEC)
     expected = train_supernet(straight, data, epochs=3, batch_size=16, seed=2)
@@ -152,7 +163,7 @@ def test_interrupted_training_resumes_bit_identically(tmp_path) -> None:
     assert same_weights(again_net, straight)
 
 
-def test_checkpoint_from_other_settings_is_refused(tmp_path) -> None:
+def test_checkpoint_from_other_settings_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "supernet.pt"
     data = easy_task(20)
     train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
@@ -160,7 +171,7 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path) -> None:
         train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, lr=0.2, checkpoint_path=path)
 
 
-def test_unreadable_checkpoint_is_ignored_with_a_warning(tmp_path) -> None:
+def test_unreadable_checkpoint_is_ignored_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "supernet.pt"
     path.write_bytes(b"not a checkpoint")
     with pytest.warns(RuntimeWarning, match="unreadable checkpoint"):
