@@ -64,9 +64,9 @@ class DataConfig(_Section):
 class SupernetConfig(_Section):
     """How the weight-sharing supernet is shaped and trained."""
 
-    epochs: int = Field(default=40, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=0.05, gt=0)
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=0.1, gt=0)
     weight_decay: float = Field(default=3e-5, ge=0)
     num_random: int = Field(default=2, ge=0)
     stage_channels: tuple[int, ...] | None = None
