@@ -133,7 +133,7 @@ class SearchSection(_Section):
 class EvalConfig(_Section):
     """How each candidate is scored."""
 
-    calib_samples: int = Field(default=512, ge=16)
+    calib_samples: int = Field(default=256, ge=16)
     val_fraction: float = Field(default=1.0, gt=0, le=1)
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
 

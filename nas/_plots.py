@@ -70,3 +70,8 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _label(name: str, unit: str) -> str:
+    """``error (%)``; a unit already in the name (``latency_ms``) is not repeated."""
+    return name if not unit or name.endswith(f"_{unit}") else f"{name} ({unit})"
