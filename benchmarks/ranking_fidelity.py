@@ -1,0 +1,457 @@
+"""Does the supernet rank subnets as training them alone would? Kendall tau on the demo's supernet.
+
+For random subnets of the demo's search space (seeded, spread over model size), compares
+
+- the *inherited* validation error: weights sliced from the trained supernet, batch-norm statistics
+  re-estimated on training images, scored on the validation split, exactly as the search scores a
+  candidate (``CandidateEvaluator.score``), with
+- the *stand-alone* validation error: the same architecture (``supernet.subnet(arch)``) re-initialised and
+  trained from scratch on the same training split (SGD with Nesterov momentum, cosine learning rate, plain
+  cross-entropy, the supernet's epochs, batch size, peak learning rate and weight decay), averaged over
+  several training seeds.
+
+Reports Kendall's tau (with its p-value) and Spearman's rho between the two, the seed-to-seed agreement of
+the stand-alone errors (the ceiling that training noise puts on any ranking), and the per-subnet table.
+
+The supernet is trained once with the demo config and cached under ``OUT/cache``; stand-alone results are
+cached there too, so a rerun only computes what is missing.
+
+    .venv/bin/python benchmarks/ranking_fidelity.py [--quick] [--out benchmarks/out]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# As the hwnas command line does, before torch loads: OpenMP threads that spin while they wait slow
+# training down several times over as soon as another process shares the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+
+from hardware_profiles import load_profile
+from nas import CandidateEvaluator, Supernet, SupernetSpec, arch_key, evaluate_error
+
+NAME = "ranking_fidelity"
+MOMENTUM = 0.9
+
+
+# -- which subnets ---------------------------------------------------------------------------------------
+
+
+def select_archs(spec: SupernetSpec, n: int, seed: int, pool: int = 400) -> list[dict[str, Any]]:
+    """``n`` distinct random archs spread over model size.
+
+    Draws ``pool`` distinct archs uniformly over the choices (as the sandwich rule samples them), sorts them
+    by the weight count of their convolutions and takes the ones at the quantiles ``(i + 0.5) / n``: every
+    size band is represented, and none is the largest or smallest arch (which the sandwich rule trains
+    directly).
+    """
+    rng = np.random.default_rng(seed)
+    seen: dict[str, dict[str, Any]] = {}
+    while len(seen) < pool:
+        arch = spec.random_arch(rng)
+        seen.setdefault(arch_key(arch), arch)
+    sized = sorted(seen.values(), key=lambda a: (conv_weights(spec, a), arch_key(a)))
+    return [sized[int((i + 0.5) * len(sized) / n)] for i in range(n)]
+
+
+def conv_weights(spec: SupernetSpec, arch: dict[str, Any]) -> int:
+    """Weights of the inverted-residual blocks' convolutions: a cheap size measure (building every subnet
+    to count its parameters takes a fifth of a second each)."""
+    stem, stages, _ = spec.channels(float(arch["width"]))
+    total, c_in = 0, stem
+    for s, c_out in enumerate(stages):
+        for k, e in zip(arch["kernel"][s], arch["expand"][s]):
+            hidden = c_in * e
+            total += c_in * hidden + hidden * k * k + hidden * c_out
+            c_in = c_out
+    return total
+
+
+# -- stand-alone training --------------------------------------------------------------------------------
+
+
+def reinitialise(model: nn.Module, seed: int) -> None:
+    """Fresh weights with the supernet's scheme: He normal (fan-out) convolutions, identity batch norms
+    with reset statistics, classifier N(0, 0.01^2) with zero bias."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                w = torch.empty(m.weight.shape)
+                nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=gen)
+                m.weight.copy_(w)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.01)
+                m.bias.zero_()
+
+
+def crop_unreachable_taps(model: nn.Module, input_shape: tuple[int, int, int]) -> None:
+    """Crops every "same"-padded kernel larger than its feature map to the taps the map can reach.
+
+    A 7x7 depthwise kernel on a 2x2 map only ever uses its central 3x3 taps: the other taps see padding,
+    get no gradient and never change the output. Cropping them after initialisation gives the same
+    function and the same training trajectory for inputs of ``input_shape`` (the evaluation code crops the
+    same way for speed), and makes CPU training much faster.
+    """
+    sides: dict[nn.Conv2d, int] = {}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [
+        c.register_forward_pre_hook(lambda m, a: sides.__setitem__(m, max(a[0].shape[-2:]))) for c in convs
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    for conv, side in sides.items():
+        k = conv.kernel_size[0]
+        reach = 2 * side - 1
+        if reach >= k or conv.padding != (k // 2, k // 2) or conv.dilation != (1, 1):
+            continue
+        start = (k - reach) // 2
+        conv.weight = nn.Parameter(
+            conv.weight.detach()[..., start : start + reach, start : start + reach].clone()
+        )
+        conv.kernel_size = (reach, reach)
+        conv.padding = (reach // 2, reach // 2)
+
+
+_DATA: dict[tuple[str, int], Any] = {}
+
+
+def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
+    """Trains one arch from scratch; returns its validation error (%), final loss and seconds.
+
+    Runs in a worker process (or in-process); everything it needs is in the JSON-ready ``job``.
+    """
+    torch.set_num_threads(job["threads"])
+    key = (job["dataset"], job["data_seed"], job["train_fraction"])
+    if key not in _DATA:
+        cfg = common.demo_config({"data.name": job["dataset"], "seed": job["data_seed"]})
+        _DATA[key] = common.load_data(cfg, job["train_fraction"])
+    data = _DATA[key]
+    spec = SupernetSpec.from_dict(job["spec"])
+    net = Supernet(spec, seed=0).subnet(job["arch"])  # only the architecture is used: weights are reset
+    reinitialise(net, job["seed"])
+    crop_unreachable_taps(net, data.input_shape)
+    x_all, y_all = data.train.tensors
+    y_all = y_all.long()
+    n, bs, epochs = len(y_all), job["batch_size"], job["epochs"]
+    drop_last = n > bs and n % bs == 1  # a lone sample would break batch norm (as in supernet training)
+    steps = epochs * (n // bs if drop_last else math.ceil(n / bs))
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": job["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=job["lr"],
+        momentum=MOMENTUM,
+        nesterov=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    gen = torch.Generator().manual_seed(job["seed"])
+    t0 = time.perf_counter()
+    net.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(job["seed"])  # dropout
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            total = seen = 0.0
+            for i in range(0, n, bs):
+                idx = order[i : i + bs]
+                if drop_last and len(idx) < bs:
+                    break
+                loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+    seconds = time.perf_counter() - t0
+    return {"val_error": evaluate_error(net, data.val), "final_loss": total / seen, "seconds": seconds}
+
+
+def _recipe_key(job: dict[str, Any]) -> str:
+    fields = ("dataset", "data_seed", "train_fraction", "epochs", "batch_size", "lr", "weight_decay", "seed")
+    return json.dumps(
+        [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
+    )
+
+
+def run_standalone(jobs: list[dict[str, Any]], cache_path: Path, workers: int) -> list[dict[str, Any]]:
+    """Results of every job, from the cache or computed (in ``workers`` processes), cached as they come."""
+    cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    todo = [j for j in jobs if _recipe_key(j) not in cache]
+    common.log(
+        f"stand-alone training: {len(jobs) - len(todo)} cached, {len(todo)} to train ({workers} workers)"
+    )
+
+    def store(job: dict[str, Any], result: dict[str, Any]) -> None:
+        cache[_recipe_key(job)] = result
+        common.write_json(cache_path, cache)
+        done = sum(_recipe_key(j) in cache for j in jobs)
+        common.log(
+            f"  [{done}/{len(jobs)}] subnet {job['index']} seed {job['seed']}: "
+            f"val error {result['val_error']:.2f}%  ({result['seconds']:.0f}s)"
+        )
+
+    if workers <= 1:
+        for job in todo:
+            store(job, train_standalone(job))
+    else:
+        ctx = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(train_standalone, j): j for j in todo}
+            for fut in cf.as_completed(futures):
+                store(futures[fut], fut.result())
+    return [cache[_recipe_key(j)] for j in jobs]
+
+
+# -- the benchmark ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--subnets", type=int, default=None, help="random subnets (default 15, quick 5)")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="stand-alone training seeds per subnet (default 2)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes for stand-alone training, one thread each (default 2)",
+    )
+    p.add_argument("--arch-seed", type=int, default=0, help="seed of the subnet sample (default 0)")
+    p.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="harder variant: train the supernet and every stand-alone net on this stratified share of "
+        "the training split only (default 1: all of it)",
+    )
+    p.add_argument(
+        "--calib-samples",
+        type=int,
+        default=None,
+        help="harder variant: training images for batch-norm recalibration (default: the config's)",
+    )
+    args = p.parse_args()
+    if not 0.0 < args.train_fraction <= 1.0:
+        p.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
+    common.apply_threads(args.threads)
+    info = common.header()
+    started = time.perf_counter()
+
+    overrides = {"supernet.epochs": 2} if args.quick else {}
+    cfg = common.demo_config(overrides)
+    n_subnets = args.subnets or (5 if args.quick else 15)
+    n_seeds = args.seeds or (1 if args.quick else 2)
+    calib = args.calib_samples or cfg.evaluation.calib_samples
+    data, supernet, sn_record = common.trained_supernet(cfg, args.out, train_fraction=args.train_fraction)
+    spec = supernet.spec
+    variant = "".join(
+        [
+            "-quick" if args.quick else "",
+            f"-train{args.train_fraction:g}" if args.train_fraction < 1.0 else "",
+            f"-calib{calib}" if calib != cfg.evaluation.calib_samples else "",
+        ]
+    )
+
+    archs = select_archs(spec, n_subnets, args.arch_seed)
+    evaluator = CandidateEvaluator(
+        supernet=supernet,
+        data=data,
+        profile=load_profile(cfg.profile),
+        calib_samples=calib,
+        exporter=cfg.evaluation.exporter,
+        work_dir=args.out / "tmp",
+    )
+    common.log(
+        f"inherited errors of {len(archs)} subnets (BN recalibration on {min(calib, len(data.train))} images)"
+    )
+    t0 = time.perf_counter()
+    inherited = [evaluator.score(a) for a in archs]
+    inherited_seconds = time.perf_counter() - t0
+
+    s = cfg.supernet
+    jobs = [
+        {
+            "index": i,
+            "arch": arch,
+            "spec": spec.to_dict(),
+            "seed": seed,
+            "dataset": cfg.data.name,
+            "data_seed": cfg.seed,
+            "train_fraction": args.train_fraction,
+            "epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "lr": s.lr,
+            "weight_decay": s.weight_decay,
+            "threads": 1 if args.workers > 1 else torch.get_num_threads(),
+        }
+        for i, arch in enumerate(archs)
+        for seed in range(n_seeds)
+    ]
+    t0 = time.perf_counter()
+    results = run_standalone(jobs, args.out / "cache" / "standalone.json", args.workers)
+    standalone_seconds = time.perf_counter() - t0
+
+    from scipy.stats import kendalltau, spearmanr
+
+    per_seed = np.array(
+        [[r["val_error"] for r in results[i * n_seeds : (i + 1) * n_seeds]] for i in range(len(archs))]
+    )
+    alone = per_seed.mean(axis=1)
+    inh = np.array([m["error"] for m in inherited])
+    tau = kendalltau(inh, alone)
+    rho = spearmanr(inh, alone)
+    seed_taus = [
+        float(kendalltau(per_seed[:, a], per_seed[:, b]).statistic)
+        for a in range(n_seeds)
+        for b in range(a + 1, n_seeds)
+    ]
+    seed_std = per_seed.std(axis=1, ddof=1).mean() if n_seeds > 1 else float("nan")
+    val_size = len(data.val)  # type: ignore[arg-type]
+
+    rows = []
+    subnets = []
+    for i, arch in enumerate(archs):
+        m = inherited[i]
+        subnets.append(
+            {
+                "arch": arch,
+                "params": m["params"],
+                "flops": m["flops"],
+                "latency_ms": m["latency_ms"],
+                "inherited_error": m["error"],
+                "standalone_errors": per_seed[i].tolist(),
+                "standalone_mean": float(alone[i]),
+            }
+        )
+        rows.append(
+            [
+                i,
+                arch["width"],
+                "-".join(map(str, arch["depth"])),
+                f"{m['params'] / 1e3:.1f}k",
+                f"{m['error']:.2f}",
+                " / ".join(f"{e:.2f}" for e in per_seed[i]),
+                f"{alone[i]:.2f}",
+            ]
+        )
+    figures = {
+        "kendall_tau": float(tau.statistic),
+        "kendall_p": float(tau.pvalue),
+        "spearman_rho": float(rho.statistic),
+        "spearman_p": float(rho.pvalue),
+        "seed_to_seed_kendall_tau": seed_taus,
+        "mean_seed_std_pct": float(seed_std),
+        "standalone_spread_std_pct": float(alone.std(ddof=1)),
+        "inherited_spread_std_pct": float(inh.std(ddof=1)),
+        "val_images": val_size,
+        "one_val_image_pct": 100.0 / val_size,
+    }
+    payload = {
+        **info,
+        "benchmark": NAME,
+        "quick": args.quick,
+        "config": cfg.model_dump(mode="json"),
+        "supernet": sn_record,
+        "standalone_recipe": {
+            "optimizer": f"SGD, Nesterov momentum {MOMENTUM}, cosine to 0 per step",
+            "epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "lr": s.lr,
+            "weight_decay": s.weight_decay,
+            "loss": "cross-entropy",
+            "seeds": n_seeds,
+        },
+        "arch_seed": args.arch_seed,
+        "train_fraction": args.train_fraction,
+        "train_images": len(data.train),
+        "calib_samples": calib,
+        "figures": figures,
+        "subnets": subnets,
+        "seconds": {
+            "inherited_scoring": round(inherited_seconds, 1),
+            "standalone_training": round(standalone_seconds, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
+    }
+    path = common.write_json(args.out / f"{NAME}{variant}.json", payload)
+
+    print(f"## Ranking fidelity{' (' + variant.strip('-').replace('-', ', ') + ')' if variant else ''}\n")
+    print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
+    print(
+        f"- supernet: demo config, {s.epochs} epochs on {len(data.train)} training images "
+        f"({'cached' if sn_record['cached'] else 'trained now'}, {sn_record['training_seconds']:.0f}s of "
+        f"training); BN recalibration on {min(calib, len(data.train))} images; {len(archs)} subnets, "
+        f"{n_seeds} stand-alone seed(s) each, {s.epochs} epochs\n"
+    )
+    print(
+        common.table(
+            ["figure", "value"],
+            [
+                [
+                    "Kendall tau (inherited vs stand-alone mean)",
+                    f"{tau.statistic:.3f} (p = {tau.pvalue:.2g})",
+                ],
+                ["Spearman rho", f"{rho.statistic:.3f} (p = {rho.pvalue:.2g})"],
+                ["Kendall tau between stand-alone seeds", ", ".join(f"{t:.3f}" for t in seed_taus) or "n/a"],
+                ["mean std of stand-alone error over seeds", f"{seed_std:.2f} pp"],
+                ["std of stand-alone mean error over subnets", f"{alone.std(ddof=1):.2f} pp"],
+                ["std of inherited error over subnets", f"{inh.std(ddof=1):.2f} pp"],
+                ["one validation image", f"{100.0 / val_size:.2f} pp ({val_size} images)"],
+            ],
+        )
+    )
+    print()
+    print(
+        common.table(
+            [
+                "#",
+                "width",
+                "depth",
+                "params",
+                "inherited err %",
+                "stand-alone err % (per seed)",
+                "stand-alone mean %",
+            ],
+            rows,
+        )
+    )
+    print(
+        f"\nrun time: {payload['seconds']['total']:.0f}s (inherited scoring {inherited_seconds:.0f}s, "
+        f"stand-alone training {standalone_seconds:.0f}s); figures in {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
