@@ -407,7 +407,16 @@ def main() -> None:
     }
     path = common.write_json(args.out / f"{NAME}{variant}.json", payload)
 
-    print(f"## Ranking fidelity{' (' + variant.strip('-').replace('-', ', ') + ')' if variant else ''}\n")
+    described = [
+        *(["quick"] if args.quick else []),
+        *(
+            [f"harder variant: {args.train_fraction:.0%} of the training images"]
+            if args.train_fraction < 1.0
+            else []
+        ),
+        *([f"{calib} calibration images"] if calib != cfg.evaluation.calib_samples else []),
+    ]
+    print(f"## Ranking fidelity{' (' + ', '.join(described) + ')' if described else ''}\n")
     print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
     print(
         f"- supernet: demo config, {s.epochs} epochs on {len(data.train)} training images "
