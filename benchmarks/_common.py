@@ -201,11 +201,7 @@ def trained_supernet(
     result = train_supernet(
         supernet,
         data.train,
-        epochs=cfg.supernet.epochs,
-        batch_size=cfg.supernet.batch_size,
-        lr=cfg.supernet.lr,
-        weight_decay=cfg.supernet.weight_decay,
-        num_random=cfg.supernet.num_random,
+        **cfg.supernet.train_kwargs(),
         seed=cfg.seed,
         checkpoint_path=path,
         on_epoch=lambda e, n, loss, sec: log(f"  epoch {e}/{n}  loss {loss:.4f}  {sec:.1f}s"),

@@ -76,6 +76,16 @@ class SupernetConfig(_Section):
     expand_choices: tuple[int, ...] | None = None
     width_choices: tuple[float, ...] | None = None
 
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nas.train_supernet` that this section sets."""
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "num_random": self.num_random,
+        }
+
     def spec_overrides(self) -> dict[str, Any]:
         keys = (
             "stage_channels",

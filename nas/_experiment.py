@@ -252,11 +252,7 @@ class Experiment:
         train_supernet(
             supernet,
             data.train,
-            epochs=cfg.supernet.epochs,
-            batch_size=cfg.supernet.batch_size,
-            lr=cfg.supernet.lr,
-            weight_decay=cfg.supernet.weight_decay,
-            num_random=cfg.supernet.num_random,
+            **cfg.supernet.train_kwargs(),
             seed=cfg.seed,
             checkpoint_path=self.run_dir / "supernet.pt",
             on_epoch=self.reporter.epoch,
