@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -9,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,7 @@ class CandidateEvaluator:
         exporter: str = "torchscript",
         cache: MeasurementCache | None = None,
         work_dir: str | Path | None = None,
+        measure_lock: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.supernet = supernet
         self.spec: SupernetSpec = supernet.spec
@@ -115,6 +118,9 @@ class CandidateEvaluator:
         self._work_dir.mkdir(parents=True, exist_ok=True)
         self._scored: dict[tuple[str, float], dict[str, float]] = {}
         self.seconds: dict[str, float] = {"accuracy": 0.0, "export": 0.0, "latency": 0.0}
+        # Held around each on-device measurement. The profilers already serialise measurements within one
+        # process; a distributed search passes a lock shared by every worker that measures the same device.
+        self.measure_lock = measure_lock if measure_lock is not None else contextlib.nullcontext
 
     def calibrated_subnet(self, arch: Arch) -> torch.nn.Module:
         """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data."""
@@ -156,7 +162,8 @@ class CandidateEvaluator:
                 model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
             )
             t1 = time.perf_counter()
-            lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
+            with self.measure_lock():
+                lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
             cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
         finally:
             Path(tmp).unlink(missing_ok=True)
