@@ -11,13 +11,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "BudgetConfig",
     "ConfigError",
     "DataConfig",
     "EvalConfig",
+    "ExecutionConfig",
     "SearchConfig",
     "SearchSection",
     "SupernetConfig",
+    "TrackingConfig",
     "load_config",
+    "parse_duration",
+    "resume_config",
 ]
 
 #: Objectives a search can optimise, with their units.
@@ -148,6 +153,61 @@ class EvalConfig(_Section):
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
 
 
+class BudgetConfig(_Section):
+    """Limits that stop a search cleanly; the front found so far is still exported and reported."""
+
+    max_energy_kwh: float | None = Field(default=None, gt=0)
+    max_co2_kg: float | None = Field(default=None, gt=0)
+    max_time: float | None = Field(default=None, gt=0, description="seconds of wall time for the whole run")
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v) if isinstance(v, str) else v
+
+
+class TrackingConfig(_Section):
+    """How the energy and emissions of the search itself are tracked (codecarbon)."""
+
+    enabled: bool = True
+    country_iso_code: str | None = Field(default=None, min_length=3, max_length=3)
+    region: str | None = None
+    online: bool = False
+    measure_power_secs: float = Field(default=5.0, gt=0)
+
+
+class ExecutionConfig(_Section):
+    """Where candidates are evaluated, and how long one may take."""
+
+    workers: int = Field(default=0, ge=0, description="0: in this process; N: a local Dask cluster")
+    scheduler: str | None = None
+    trial_timeout_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(tcp|tls|inproc|ucx)://\S+$", v):
+            raise ValueError(f"scheduler must be an address like tcp://HOST:8786, got {v!r}")
+        return v
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``.
+
+    Example:
+        >>> parse_duration("15m"), parse_duration("2h"), parse_duration("30")
+        (900.0, 7200.0, 30.0)
+    """
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise ValueError(f"a duration is a number with an optional unit s, m, h or d (e.g. 30m), got {text!r}")
+    return float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
+
+
 class SearchConfig(_Section):
     """Everything a search needs. Every field has a default: the empty config is the built-in demo.
 
@@ -165,6 +225,9 @@ class SearchConfig(_Section):
     supernet: SupernetConfig = SupernetConfig()
     search: SearchSection = SearchSection()
     evaluation: EvalConfig = EvalConfig()
+    budget: BudgetConfig = BudgetConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     @field_validator("name")
     @classmethod
@@ -231,3 +294,44 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         return SearchConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_describe(e, source)) from None
+
+
+#: Settings that may change when a run is resumed; any other change would make it another search.
+RESUMABLE_CHANGES = ("search.trials", "threads", "budget", "tracking", "execution", "name", "out")
+
+
+def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """The config a run was started with, with ``overrides`` applied where a resume allows them.
+
+    Raises:
+        ConfigError: the run has no readable config, or an override changes what was searched.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not an hwnas run directory (no config.yaml): nothing to resume")
+    stored = load_config(path)
+    allowed = {k: v for k, v in (overrides or {}).items() if k not in ("name", "out")}
+    config = load_config(path, allowed)
+    before, after = _flatten(stored.model_dump(mode="json")), _flatten(config.model_dump(mode="json"))
+    changed = [
+        k for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k) and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)
+    ]  # fmt: skip
+    if changed:
+        shown = ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed[:4])
+        raise ConfigError(
+            f"cannot resume {run_dir} with changed settings ({shown}): they define what is searched; "
+            f"only {', '.join(RESUMABLE_CHANGES[:5])} may change on resume"
+        )
+    return config
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

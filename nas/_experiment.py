@@ -25,6 +25,7 @@ from nas._evaluate import evaluate_error, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
 from nas._space import Arch, SupernetSpec, arch_key
 from nas._supernet import Supernet
+from nas._sustainability import BudgetExceeded, Budgets, SearchTracker
 from nas._train import train_supernet
 from profilers import MeasurementCache, OnnxRuntimeLatency, count_params_and_flops
 from search import (
@@ -81,6 +82,8 @@ class SearchResult:
     n_failed: int
     hypervolume: float
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    stopped_by: Mapping[str, Any] | None = None
+    failures: tuple[tuple[int, str], ...] = ()
 
 
 class CandidateEvaluator:
@@ -104,6 +107,7 @@ class CandidateEvaluator:
         cache: MeasurementCache | None = None,
         work_dir: str | Path | None = None,
         measure_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+        phase: Callable[[str], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.supernet = supernet
         self.spec: SupernetSpec = supernet.spec
@@ -121,6 +125,8 @@ class CandidateEvaluator:
         # Held around each on-device measurement. The profilers already serialise measurements within one
         # process; a distributed search passes a lock shared by every worker that measures the same device.
         self.measure_lock = measure_lock if measure_lock is not None else contextlib.nullcontext
+        # Energy accounting: scoring accuracy and measuring on the device are separate phases.
+        self.phase = phase if phase is not None else (lambda name: contextlib.nullcontext())
 
     def calibrated_subnet(self, arch: Arch) -> torch.nn.Module:
         """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data."""
@@ -138,10 +144,13 @@ class CandidateEvaluator:
         if key in self._scored:
             return dict(self._scored[key])
         t0 = time.perf_counter()
-        model = self.calibrated_subnet(arch)
-        error = evaluate_error(model, self.data.val, fraction=fidelity)
+        with self.phase("candidate_evaluation"):
+            model = self.calibrated_subnet(arch)
+            error = evaluate_error(model, self.data.val, fraction=fidelity)
         t1 = time.perf_counter()
-        metrics = {"error": float(error), **self.measure(arch, model)}
+        with self.phase("profiling"):
+            measured = self.measure(arch, model)
+        metrics = {"error": float(error), **measured}
         self.seconds["accuracy"] += t1 - t0
         self._scored[key] = metrics
         return dict(metrics)
@@ -187,6 +196,10 @@ ProgressFactory = Callable[[], Any]
 class Experiment:
     """A whole search, as ``hwnas search`` runs it.
 
+    With ``resume=True`` the run directory must hold an interrupted run of the same config: supernet
+    training continues from its last checkpoint, the study replays its history into the strategy, trials
+    that were RUNNING run again, and the search goes on to ``search.trials`` finished trials.
+
     Example:
         >>> from nas import Experiment, load_config
         >>> cfg = load_config(overrides={"name": "tiny", "supernet.epochs": 1, "search.trials": 4})
@@ -196,23 +209,58 @@ class Experiment:
     """
 
     def __init__(
-        self, config: SearchConfig, *, data: DataSplits | None = None, reporter: Any | None = None
+        self,
+        config: SearchConfig,
+        *,
+        data: DataSplits | None = None,
+        reporter: Any | None = None,
+        resume: bool = False,
+        run_dir: str | Path | None = None,
     ) -> None:
         self.config = config
         self.profile = load_profile(config.profile)
         name = config.name or time.strftime("search-%Y%m%d-%H%M%S")
-        self.run_dir = Path(config.out).expanduser() / name
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
+        self.resume = resume
         self._data = data
         self.reporter = reporter if reporter is not None else _SilentReporter()
         self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
         self.constraints = [Constraint.parse(c) for c in config.search.constraints]
+        b = config.budget
+        t = config.tracking
+        self.tracker = SearchTracker(
+            self.run_dir,
+            project=self.run_dir.name,
+            enabled=t.enabled,
+            country_iso_code=t.country_iso_code or _country(self.profile.carbon_region),
+            region=t.region,
+            online=t.online,
+            measure_power_secs=t.measure_power_secs,
+            budgets=Budgets(b.max_energy_kwh, b.max_co2_kg, b.max_time),
+            profile_name=self.profile.name,
+        )
 
     # -- set-up --------------------------------------------------------------------------------------
     def prepare_run_dir(self) -> None:
-        """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten)."""
+        """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten).
+
+        When resuming, the directory must instead exist and hold the run's ``config.yaml``.
+        """
+        if self.resume:
+            if not (self.run_dir / "config.yaml").is_file():
+                raise RunError(
+                    f"{self.run_dir} is not an hwnas run directory (no config.yaml): nothing to resume"
+                )
+            if (self.run_dir / "pareto.json").is_file() and not self._unfinished():
+                raise RunError(
+                    f"{self.run_dir} already finished its {self.config.search.trials} trials; "
+                    "resume with a larger --trials to search further"
+                )
+            return
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunError(
-                f"run directory {self.run_dir} already exists; choose another --name (runs are never overwritten)"
+                f"run directory {self.run_dir} already exists; choose another --name, or continue it with "
+                f"--resume {self.run_dir} (runs are never overwritten)"
             )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +273,18 @@ class Experiment:
         cfg["name"] = self.run_dir.name
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
+    def _unfinished(self) -> bool:
+        db = self.run_dir / "study.db"
+        if not db.is_file():
+            return True
+        storage = SQLiteStorage(db)
+        try:
+            trials = storage.trials()
+        finally:
+            storage.close()
+        finished = sum(t.state.finished for t in trials)
+        return finished < self.config.search.trials or any(not t.state.finished for t in trials)
+
     def make_strategy(self) -> Strategy:
         s = self.config.search
         if s.strategy == "nsga2":
@@ -236,36 +296,76 @@ class Experiment:
         cfg = self.config
         phase: dict[str, float] = {}
         self.prepare_run_dir()
+        if self.resume:
+            # What was searched must not change; only the budget of trials and the like may.
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump({**cfg.model_dump(mode="json"), "name": self.run_dir.name}, sort_keys=False)
+            )
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        tracker = self.tracker
+        tracker.start()
+        if hasattr(self.reporter, "set_tracker"):
+            self.reporter.set_tracker(tracker)
+        try:
+            return self._run(cfg, phase, tracker)
+        finally:
+            tracker.stop()
 
+    def _run(self, cfg: SearchConfig, phase: dict[str, float], tracker: SearchTracker) -> SearchResult:
         t = time.perf_counter()
-        data = (
-            self._data
-            if self._data is not None
-            else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_limit(cfg))
-        )
-        spec = SupernetSpec.for_input(
-            data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
-        )
-        (self.run_dir / "space.json").write_text(
-            json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
-        )
+        with tracker.phase("search_overhead"):
+            data = (
+                self._data
+                if self._data is not None
+                else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_limit(cfg))
+            )
+            spec = SupernetSpec.for_input(
+                data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
+            )
+            space_json = json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
+            if self.resume and (self.run_dir / "space.json").is_file():
+                if json.loads((self.run_dir / "space.json").read_text()) != json.loads(space_json):
+                    raise RunError(
+                        f"cannot resume {self.run_dir}: its search space differs from this config's"
+                    )
+            (self.run_dir / "space.json").write_text(space_json)
         phase["data"] = time.perf_counter() - t
 
         t = time.perf_counter()
         supernet = Supernet(spec, seed=cfg.seed)
         self.reporter.start_training(cfg.supernet.epochs)
-        train_supernet(
-            supernet,
-            data.train,
-            **cfg.supernet.train_kwargs(),
-            seed=cfg.seed,
-            checkpoint_path=self.run_dir / "supernet.pt",
-            on_epoch=self.reporter.epoch,
-        )
+
+        def on_epoch(epoch: int, total: int, loss: float, seconds: float) -> None:
+            self.reporter.epoch(epoch, total, loss, seconds)
+            tracker.write()
+            if epoch < total and tracker.check_budgets() is not None:
+                raise BudgetExceeded(tracker.stopped_by or {})
+
+        stopped_in_training = False
+        with tracker.phase("supernet_training"):
+            try:
+                trained = train_supernet(
+                    supernet,
+                    data.train,
+                    **cfg.supernet.train_kwargs(),
+                    seed=cfg.seed,
+                    checkpoint_path=self.run_dir / "supernet.pt",
+                    on_epoch=on_epoch,
+                )
+            except BudgetExceeded:
+                stopped_in_training = True
         supernet.eval()
         phase["supernet_training"] = time.perf_counter() - t
+        training = tracker.summary()["phases"]
+        train_energy = next((p["energy_kwh"] for p in training if p["name"] == "supernet_training"), 0.0)
+        tracker.extra["training"] = {
+            "epochs": cfg.supernet.epochs,
+            "completed_epochs": None if stopped_in_training else trained.epochs,
+            "energy_kwh": train_energy,
+            "energy_kwh_per_epoch": train_energy / max(1, cfg.supernet.epochs),
+            "macs_per_step_sample": _sandwich_macs(supernet, data.input_shape, cfg.supernet.num_random),
+        }
 
         t = time.perf_counter()
         cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
@@ -277,46 +377,145 @@ class Experiment:
             exporter=cfg.evaluation.exporter,
             cache=cache,
             work_dir=self.run_dir / "tmp",
+            phase=tracker.phase,
         )
+        storage = SQLiteStorage(self.run_dir / "study.db")
+        try:
+            objectives = self._objectives_with_reference(storage, evaluator, spec)
+            study = Study(
+                space=spec.search_space(),
+                objectives=objectives,
+                strategy=self.make_strategy(),
+                constraints=self.constraints,
+                storage=storage,
+                annotate=lambda params: {"arch": spec.arch_from_params(params)},
+            )
+            storage.set_meta("config", cfg.model_dump(mode="json"))
+            storage.set_meta("supernet", spec.to_dict())
+            storage.set_meta("profile", self.profile.name)
+            finished = sum(tr.state.finished for tr in study.trials)
+            remaining = 0 if stopped_in_training else max(0, cfg.search.trials - finished)
+
+            def objective(trial: Trial) -> Mapping[str, float]:
+                before = tracker.energy_kwh
+                try:
+                    return evaluator(trial)
+                finally:
+                    energy_of[trial.number] = tracker.energy_kwh - before
+
+            energy_of: dict[int, float] = {}
+
+            def record_energy(study: Study, trial: Trial) -> None:
+                if trial.number in energy_of:
+                    attrs = {"energy_kwh": energy_of.pop(trial.number), "energy_method": tracker.method}
+                    storage.update_trial(trial.replace(attrs={**trial.attrs, **attrs}))
+                tracker.write()
+
+            def should_stop() -> bool:
+                return tracker.check_budgets() is not None
+
+            self.reporter.start_search(cfg.search.trials, done=finished)
+            with tracker.phase("search_overhead"):
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    callbacks=[record_energy, self.reporter.trial],
+                    should_stop=should_stop,
+                    trial_timeout_s=cfg.execution.trial_timeout_s,
+                )
+            cache.save()
+            phase["search"] = time.perf_counter() - t
+            phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
+
+            t = time.perf_counter()
+            with tracker.phase("export"):
+                models = export_front(study, evaluator, self.run_dir)
+                write_outputs(self.run_dir, study, models)
+            phase["export"] = time.perf_counter() - t
+            shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
+            hv = study.hypervolume()
+            trials = study.trials
+            failed = sum(tr.state is TrialState.FAILED for tr in trials)
+            result = SearchResult(
+                self.run_dir, tuple(models), len(trials), failed, hv, phase, stopped_by=tracker.stopped_by,
+                failures=tuple((tr.number, tr.error or "") for tr in trials if tr.state is TrialState.FAILED),
+            )  # fmt: skip
+            (self.run_dir / "timings.json").write_text(json.dumps(phase, indent=2))
+        finally:
+            storage.close()
+        return result
+
+    def _objectives_with_reference(
+        self, storage: SQLiteStorage, evaluator: CandidateEvaluator, spec: SupernetSpec
+    ) -> list[Objective]:
+        """Objectives with their hypervolume reference: the stored one when resuming, else measured."""
+        stored = {o.get("name"): o.get("reference") for o in storage.get_meta("objectives") or []}
+        if stored and all(stored.get(o.name) is not None for o in self.objectives):
+            return [Objective(o.name, o.direction, o.unit, stored[o.name]) for o in self.objectives]
         # The largest arch bounds latency, params and FLOPs from above: twice its values is a reference
         # point that every candidate lies inside, fixed before the search so hypervolume is comparable.
         largest = evaluator.score(spec.largest_arch())
-        objectives = [
+        return [
             Objective(
                 o.name, o.direction, o.unit, ERROR_REFERENCE if o.name == "error" else 2.0 * largest[o.name]
             )
             for o in self.objectives
         ]
-        storage = SQLiteStorage(self.run_dir / "study.db")
-        study = Study(
-            space=spec.search_space(),
-            objectives=objectives,
-            strategy=self.make_strategy(),
-            constraints=self.constraints,
-            storage=storage,
-            annotate=lambda params: {"arch": spec.arch_from_params(params)},
-        )
-        storage.set_meta("config", cfg.model_dump(mode="json"))
-        storage.set_meta("supernet", spec.to_dict())
-        storage.set_meta("profile", self.profile.name)
 
-        self.reporter.start_search(cfg.search.trials)
-        study.optimize(evaluator, n_trials=cfg.search.trials, callbacks=[self.reporter.trial])
-        cache.save()
-        phase["search"] = time.perf_counter() - t
-        phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
 
-        t = time.perf_counter()
-        models = export_front(study, evaluator, self.run_dir)
-        phase["export"] = time.perf_counter() - t
-        write_outputs(self.run_dir, study, models)
-        shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
-        hv = study.hypervolume()
-        failed = sum(t.state is TrialState.FAILED for t in study.trials)
-        result = SearchResult(self.run_dir, tuple(models), len(study.trials), failed, hv, phase)
-        (self.run_dir / "timings.json").write_text(json.dumps(phase, indent=2))
-        storage.close()
-        return result
+def _sandwich_macs(supernet: Supernet, input_shape: tuple[int, ...], num_random: int) -> float:
+    """MACs of one sample's forward passes in one sandwich step: largest, smallest and the random archs.
+
+    The random archs are counted at the mean of the largest and smallest (their expected size is close).
+    """
+    spec = supernet.spec
+    big = count_macs(supernet.subnet(spec.largest_arch()), input_shape)
+    small = count_macs(supernet.subnet(spec.smallest_arch()), input_shape)
+    return float(big + small + num_random * (big + small) / 2)
+
+
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass of one sample through convolutions and linear layers."""
+    total = 0
+
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += int(output.numel()) * k
+        elif isinstance(module, torch.nn.Linear):
+            total += int(output.numel()) * module.in_features
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def _country(region: str | None) -> str | None:
+    """An ISO 3166 alpha-3 code from a profile's ``carbon_region`` (alpha-2 codes are converted)."""
+    if region is None:
+        return None
+    code = region.strip().upper()
+    if len(code) == 3:
+        return code
+    return _ALPHA2_TO_3.get(code)
+
+
+_ALPHA2_TO_3 = {
+    "US": "USA", "DE": "DEU", "FR": "FRA", "GB": "GBR", "UK": "GBR", "CA": "CAN", "CN": "CHN", "IN": "IND",
+    "JP": "JPN", "KR": "KOR", "SE": "SWE", "NO": "NOR", "FI": "FIN", "NL": "NLD", "BE": "BEL", "CH": "CHE",
+    "AT": "AUT", "ES": "ESP", "IT": "ITA", "PL": "POL", "IE": "IRL", "DK": "DNK", "AU": "AUS", "BR": "BRA",
+    "SG": "SGP", "TW": "TWN", "IL": "ISR", "ZA": "ZAF", "MX": "MEX", "PT": "PRT", "CZ": "CZE",
+}  # fmt: skip
 
 
 def _root(cfg: SearchConfig) -> str | None:
@@ -407,7 +606,9 @@ def write_trials_csv(path: Path, study: Study) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["number", "state", "fidelity", *names, *extra, "violation", "duration_s", "failure", "arch"])
+        w.writerow(
+            ["number", "state", "fidelity", *names, *extra, "violation", "duration_s", "failure", "arch"]
+        )
         for t in trials:
             arch = t.attrs.get("arch", dict(t.params))
             w.writerow([
@@ -440,7 +641,7 @@ class _SilentReporter:
     def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
         pass
 
-    def start_search(self, trials: int) -> None:
+    def start_search(self, trials: int, done: int = 0) -> None:
         pass
 
     def trial(self, study: Study, trial: Trial) -> None:

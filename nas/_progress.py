@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -38,6 +39,11 @@ class ProgressReporter:
         self._task: int | None = None
         self._t0 = time.perf_counter()
         self._failed = 0
+        self._tracker: Any = None
+
+    def set_tracker(self, tracker: Any) -> None:
+        """Shows the energy the run has spent so far (a :class:`nas.SearchTracker`)."""
+        self._tracker = tracker
 
     def __enter__(self) -> ProgressReporter:
         if self.live:
@@ -64,9 +70,9 @@ class ProgressReporter:
         if epoch == total or epoch % self.every == 0:
             self._log(f"  epoch {epoch}/{total}  loss {loss:.3f}  {seconds:.1f} s/epoch")
 
-    def start_search(self, trials: int) -> None:
-        self._task = self._progress.add_task("search", total=trials, info="")
-        self._log(f"searching: {trials} trials")
+    def start_search(self, trials: int, done: int = 0) -> None:
+        self._task = self._progress.add_task("search", total=trials, completed=done, info="")
+        self._log(f"searching: {trials} trials" + (f" ({done} done before resuming)" if done else ""))
 
     def trial(self, study: Study, trial: Trial) -> None:
         if trial.state is TrialState.FAILED:
@@ -75,6 +81,8 @@ class ProgressReporter:
         n = len(study.trials)
         front = study.best_trials
         info = f"front {len(front)}  HV {study.hypervolume():.4g}  {time.perf_counter() - self._t0:.0f} s"
+        if self._tracker is not None and self._tracker.enabled:
+            info += f"  {self._tracker.energy_kwh * 1000:.3g} Wh ({self._tracker.method or 'not measured'})"
         if self._failed:
             info += f"  failed {self._failed}"
         if self._task is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -16,6 +17,12 @@ USAGE_ERROR = 2
 
 class UsageError(Exception):
     """A mistake in what the user asked for; reported in one line, exit status 2."""
+
+
+class _Interrupted(Exception):
+    def __init__(self, run_dir: object) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +44,28 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    from nas._config import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
 
 
 _positive_int = _int_at_least(1)
@@ -72,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--threads", type=_non_negative_int, metavar="N", help="torch threads for training (0: all cores)"
     )
+    s.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue an interrupted run directory (e.g. runs/demo) where it stopped",
+    )
+    s.add_argument("--max-energy-kwh", type=_positive_float, metavar="KWH", help="stop at this energy (kWh)")
+    s.add_argument(
+        "--max-co2-kg", type=_positive_float, metavar="KG", help="stop at these emissions (kg CO2e)"
+    )
+    s.add_argument("--max-time", type=_duration, metavar="T", help="stop after this wall time: 90s, 30m, 2h")
+    s.add_argument("--country", metavar="ISO3", help="grid of the carbon intensity, e.g. DEU, FRA, USA")
+    s.add_argument(
+        "--workers", type=_non_negative_int, metavar="N", help="evaluate on a local Dask cluster of N workers"
+    )
+    s.add_argument(
+        "--scheduler", metavar="ADDR", help="evaluate on an existing Dask cluster: tcp://HOST:8786"
+    )
+    s.add_argument(
+        "--trial-timeout", type=_duration, metavar="T", help="a candidate taking longer fails (e.g. 60s)"
+    )
 
     e = sub.add_parser("export", help="re-export one model of a finished run to ONNX")
     e.add_argument("run", metavar="RUN", help="run directory, e.g. runs/demo")
@@ -97,6 +146,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": "data.name",
         "data_root": "data.root",
         "threads": "threads",
+        "max_energy_kwh": "budget.max_energy_kwh",
+        "max_co2_kg": "budget.max_co2_kg",
+        "max_time": "budget.max_time",
+        "country": "tracking.country_iso_code",
+        "workers": "execution.workers",
+        "scheduler": "execution.scheduler",
+        "trial_timeout": "execution.trial_timeout_s",
     }
     out: dict[str, Any] = {
         key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr) is not None
@@ -115,14 +171,41 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from nas._experiment import Experiment
     from nas._progress import ProgressReporter
 
-    config = load_config(args.config, _overrides(args))
-    console = Console()
+    from pathlib import Path
+
+    from nas._config import resume_config
+
+    if args.resume:
+        if args.config:
+            raise UsageError(
+                "--resume reads the run's own config.yaml; leave out --config and give changes as flags"
+            )
+        run_dir = Path(args.resume)
+        config = resume_config(run_dir, _overrides(args))
+    else:
+        config = load_config(args.config, _overrides(args))
+        run_dir = None
+    console = Console(soft_wrap=True)
+    # A polite kill (SIGTERM, as from a job scheduler) stops like Ctrl-C: the study stays consistent.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     with ProgressReporter() as reporter:
-        experiment = Experiment(config, reporter=reporter)
-        result = experiment.run()
+        experiment = Experiment(config, reporter=reporter, resume=bool(args.resume), run_dir=run_dir)
+        try:
+            result = experiment.run()
+        except KeyboardInterrupt:
+            raise _Interrupted(experiment.run_dir) from None
     console.print(
         f"\n[bold]{result.n_trials} trials[/] ({result.n_failed} failed), hypervolume {result.hypervolume:.4g}"
     )
+    if result.stopped_by:
+        b = result.stopped_by
+        console.print(
+            f"[yellow]stopped by the budget {b['budget']}[/]: {b['value']:.4g} reached the limit {b['limit']:.4g}; "
+            f"continue with: hwnas search --resume {result.run_dir} --{b['budget'].replace('_', '-')} LARGER",
+            highlight=False,
+        )
+    for number, error in result.failures:
+        console.print(f"  [yellow]failed trial {number}[/]: {error}", highlight=False)
     console.print(f"Pareto front: {len(result.models)} models in {result.run_dir}/models")
     for m in result.models:
         shown = "  ".join(f"{k}={v:.4g}" for k, v in list(m.metrics.items())[: len(config.search.objectives)])
@@ -132,6 +215,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     console.print(f"results: {result.run_dir}/pareto.json, trials.csv, pareto.png, study.db", highlight=False)
     return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _pct(value: float | None) -> str:
@@ -179,8 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ProfileError, DatasetError, RunError, StorageError, UsageError) as e:
         print(f"hwnas: error: {e}", file=sys.stderr)
         return USAGE_ERROR
+    except _Interrupted as e:
+        print(
+            f"\nhwnas: interrupted; every finished trial is kept in {e.run_dir}/study.db. "
+            f"Continue with: hwnas search --resume {e.run_dir}",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
-        print("\nhwnas: interrupted; finished trials are kept in the run's study.db", file=sys.stderr)
+        print("\nhwnas: interrupted", file=sys.stderr)
         return 130
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import math
 import time
 import traceback
@@ -15,7 +16,7 @@ import numpy as np
 from search._base import Strategy, Suggestion
 from search._pareto import hypervolume, pareto_trials
 from search._space import Space
-from search._storage import InMemoryStorage, Storage
+from search._storage import InMemoryStorage, Storage, StorageError
 from search._trial import Constraint, Objective, Trial, TrialState
 
 __all__ = ["Study", "optimize"]
@@ -64,20 +65,106 @@ class Study:
         self.storage = storage if storage is not None else InMemoryStorage()
         self._annotate = annotate
         self._enqueued: deque[Suggestion] = deque()
+        self._rerun: deque[Trial] = deque()
+        self._n_told = 0
         strategy.setup(space, self.objectives)
-        self.storage.set_meta("space", space.to_dict())
-        self.storage.set_meta("objectives", [o.to_dict() for o in self.objectives])
-        self.storage.set_meta("constraints", [str(c) for c in self.constraints])
-        self.storage.set_meta("strategy", strategy.name or type(strategy).__name__)
+        if self.storage.count():
+            self._check_same_study()
+            self._replay()
+        else:
+            self.storage.set_meta("space", space.to_dict())
+            self.storage.set_meta("objectives", [o.to_dict() for o in self.objectives])
+            self.storage.set_meta("constraints", [str(c) for c in self.constraints])
+            self.storage.set_meta("strategy", self._strategy_name)
+
+    @property
+    def _strategy_name(self) -> str:
+        return self.strategy.name or type(self.strategy).__name__
+
+    # -- resuming ------------------------------------------------------------------------------------
+    def _check_same_study(self) -> None:
+        """Refuses to continue a stored study with another space, objectives, constraints or strategy."""
+        where = getattr(self.storage, "path", "the storage")
+        stored_space = self.storage.get_meta("space")
+        if stored_space != json.loads(json.dumps(self.space.to_dict())):
+            diff = _space_difference(stored_space or {}, self.space.to_dict())
+            raise StorageError(
+                f"cannot resume {where}: the search space changed since the study ran ({diff}); "
+                "resume with the settings it was started with, or start a new run"
+            )
+        stored = [(o.get("name"), o.get("direction")) for o in self.storage.get_meta("objectives") or []]
+        now = [(o.name, o.direction) for o in self.objectives]
+        if stored != now:
+            raise StorageError(f"cannot resume {where}: objectives changed from {stored} to {now}")
+        constraints = self.storage.get_meta("constraints") or []
+        if constraints != [str(c) for c in self.constraints]:
+            raise StorageError(
+                f"cannot resume {where}: constraints changed from {constraints} to "
+                f"{[str(c) for c in self.constraints]}"
+            )
+        strategy = self.storage.get_meta("strategy")
+        if strategy != self._strategy_name:
+            raise StorageError(
+                f"cannot resume {where}: it was searched with {strategy!r}, not {self._strategy_name!r}"
+            )
+
+    def _replay(self) -> None:
+        """Brings a fresh strategy to the state it had when the stored study stopped.
+
+        Every strategy is deterministic given its seed and the results it was told (the contract of
+        :class:`Strategy`), so replaying the stored asks and tells in their original order rebuilds its
+        state (population, brackets, random state) exactly. Trials that were RUNNING when the study stopped
+        are evaluated again, first, under their own numbers.
+        """
+        trials = self.storage.trials()
+        told = sorted(
+            (t for t in trials if t.state.finished),
+            key=lambda t: (t.attrs.get(_TELL_INDEX, math.inf), t.finished_at or 0.0, t.number),
+        )
+        done = 0
+        for trial in trials:
+            before = int(trial.attrs.get(_TOLD_BEFORE, done))
+            while done < min(before, len(told)):
+                self.strategy.tell(told[done])
+                done += 1
+            if trial.attrs.get(_ENQUEUED):
+                continue
+            suggestion = self.strategy.ask()
+            if suggestion is None or not _same_point(suggestion, trial):
+                where = getattr(self.storage, "path", "the storage")
+                raise StorageError(
+                    f"cannot resume {where}: replaying its history, the {self._strategy_name} strategy "
+                    f"proposed {None if suggestion is None else dict(suggestion.params)} where trial "
+                    f"{trial.number} has {dict(trial.params)}; was the seed or a strategy setting changed?"
+                )
+        for trial in told[done:]:
+            self.strategy.tell(trial)
+        self._n_told = len(told)
+        self._rerun.extend(t for t in trials if t.state is TrialState.RUNNING)
+
+    @property
+    def pending(self) -> list[Trial]:
+        """Trials that were RUNNING when a stored study stopped; ``ask()`` hands them out again first."""
+        return list(self._rerun)
 
     # -- ask / tell ----------------------------------------------------------------------------------
     def enqueue(self, params: Mapping[str, Any], *, fidelity: float = 1.0) -> None:
         """Evaluates ``params`` next, before anything the strategy proposes."""
         self.space.validate(params)
-        self._enqueued.append(Suggestion(dict(params), fidelity))
+        self._enqueued.append(Suggestion(dict(params), fidelity, {_ENQUEUED: True}))
 
     def ask(self) -> Trial | None:
-        """A new RUNNING trial, or ``None`` when the strategy waits for pending results."""
+        """A new RUNNING trial, or ``None`` when the strategy waits for pending results.
+
+        After a resume, trials that were RUNNING when the study stopped come first, under their own numbers.
+        """
+        if self._rerun:
+            old = self._rerun.popleft()
+            again = old.replace(
+                started_at=time.time(), attrs={**old.attrs, "attempts": int(old.attrs.get("attempts", 1)) + 1}
+            )
+            self.storage.update_trial(again)
+            return again
         suggestion = self._enqueued.popleft() if self._enqueued else self.strategy.ask()
         if suggestion is None:
             return None
@@ -86,7 +173,11 @@ class Study:
             params=dict(suggestion.params),
             fidelity=suggestion.fidelity,
             started_at=time.time(),
-            attrs={**suggestion.attrs, **(self._annotate(suggestion.params) if self._annotate else {})},
+            attrs={
+                **suggestion.attrs,
+                **(self._annotate(suggestion.params) if self._annotate else {}),
+                _TOLD_BEFORE: self._n_told,
+            },
         )
         self.storage.add_trial(trial)
         return trial
@@ -124,9 +215,10 @@ class Study:
             violation=violation,
             error=error,
             finished_at=time.time(),
-            attrs={**current.attrs, **(attrs or {})},
+            attrs={**current.attrs, **(attrs or {}), _TELL_INDEX: self._n_told},
         )
         self.storage.update_trial(done)
+        self._n_told += 1
         self.strategy.tell(done)
         return done
 
@@ -166,6 +258,7 @@ class Study:
         n_parallel: int = 1,
         callbacks: Iterable[Callback] = (),
         should_stop: Callable[[], bool] | None = None,
+        trial_timeout_s: float | None = None,
     ) -> None:
         """Runs ``n_trials`` more trials through ask/tell.
 
@@ -177,6 +270,9 @@ class Study:
             n_parallel: evaluations in flight at once when an executor is given.
             callbacks: called as ``callback(study, finished_trial)`` after each trial.
             should_stop: polled between trials; returning True ends the loop after the trials in flight.
+            trial_timeout_s: a trial that takes longer fails with a message saying so. With an executor its
+                evaluation is cancelled and the search goes on at once; in this process, an evaluation
+                cannot be interrupted, so its result is discarded when it ends late.
         """
         if n_trials < 0:
             raise ValueError(f"n_trials must be >= 0, got {n_trials}")
@@ -193,14 +289,21 @@ class Study:
                     return
                 trial = self.ask()
                 if trial is None:
-                    raise RuntimeError(f"{type(self.strategy).__name__} proposed nothing with no trial in flight")
+                    raise RuntimeError(
+                        f"{type(self.strategy).__name__} proposed nothing with no trial in flight"
+                    )
+                t0 = time.monotonic()
                 result, err = _run(objective, trial)
+                elapsed = time.monotonic() - t0
+                if err is None and trial_timeout_s is not None and elapsed > trial_timeout_s:
+                    result, err = None, _late(elapsed, trial_timeout_s)
                 finish(trial, result, err)
             return
 
         if n_parallel < 1:
             raise ValueError(f"n_parallel must be >= 1, got {n_parallel}")
         in_flight: dict[cf.Future[Mapping[str, Any]], Trial] = {}
+        deadline: dict[cf.Future[Mapping[str, Any]], float] = {}
         started = 0
         while started < n_trials or in_flight:
             stopping = should_stop is not None and should_stop()
@@ -208,20 +311,69 @@ class Study:
                 trial = self.ask()
                 if trial is None:
                     break
-                in_flight[executor.submit(objective, trial)] = trial
+                future = executor.submit(objective, trial)
+                in_flight[future] = trial
+                deadline[future] = time.monotonic() + (trial_timeout_s or math.inf)
                 started += 1
             if not in_flight:
                 if stopping or started >= n_trials:
                     return
                 raise RuntimeError(f"{type(self.strategy).__name__} proposed nothing with no trial in flight")
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                trial = in_flight.pop(future)
-                exc = future.exception()
-                if exc is None:
-                    finish(trial, future.result(), None)
-                else:
-                    finish(trial, None, _describe(exc))
+            wait_s = max(0.0, min(deadline[f] for f in in_flight) - time.monotonic())
+            done, _ = cf.wait(
+                in_flight, timeout=None if math.isinf(wait_s) else wait_s, return_when=cf.FIRST_COMPLETED
+            )
+            now = time.monotonic()
+            for future in list(in_flight):
+                if future in done:
+                    trial = in_flight.pop(future)
+                    del deadline[future]
+                    exc = future.exception()
+                    if exc is None:
+                        finish(trial, future.result(), None)
+                    else:
+                        finish(trial, None, _describe(exc))
+                elif now >= deadline[future]:
+                    trial = in_flight.pop(future)
+                    future.cancel()
+                    limit = float(trial_timeout_s or 0.0)
+                    finish(trial, None, _late(now - deadline.pop(future) + limit, limit))
+
+
+# Trial attributes that record the order of asks and tells, so that a stored study can be replayed.
+_TOLD_BEFORE = "told_before"
+_TELL_INDEX = "tell_index"
+_ENQUEUED = "enqueued"
+
+
+def _same_point(suggestion: Suggestion, trial: Trial) -> bool:
+    # Stored params went through JSON; compare the suggestion the same way.
+    params = json.loads(json.dumps(dict(suggestion.params), default=_plain))
+    return params == dict(trial.params) and abs(suggestion.fidelity - trial.fidelity) < 1e-12
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-ready")
+
+
+def _space_difference(stored: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    a, b = dict(stored.get("params", stored)), dict(now.get("params", now))
+    added, removed = sorted(set(b) - set(a)), sorted(set(a) - set(b))
+    changed = sorted(k for k in set(a) & set(b) if a[k] != json.loads(json.dumps(b[k])))
+    parts = []
+    if added:
+        parts.append(f"new parameters {added[:5]}")
+    if removed:
+        parts.append(f"parameters gone {removed[:5]}")
+    if changed:
+        parts.append(f"parameters changed {changed[:5]}")
+    return ", ".join(parts) or "its description differs"
+
+
+def _late(elapsed_s: float, limit_s: float) -> str:
+    return f"TimeoutError: the evaluation took {elapsed_s:.1f} s, over the per-trial limit of {limit_s:g} s"
 
 
 def _run(objective: ObjectiveFn, trial: Trial) -> tuple[Mapping[str, Any] | None, str | None]:
