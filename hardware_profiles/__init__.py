@@ -1,11 +1,13 @@
 """Hardware profiles: how to run a model on one target device, as a frozen dataclass loaded from YAML.
 
-A profile says which runtime and ONNX Runtime execution providers to use, with how many threads, at which
-batch size and input shape, how many warm-up and timed runs a latency measurement takes, and the power model
-used when energy cannot be measured (idle and TDP watts; ``None`` when unknown, never guessed).
+A profile says which runtime (ONNX Runtime with its execution providers, or PyTorch eager) to use, with how
+many threads, at which batch size and input shape, how many warm-up and timed runs a latency measurement takes,
+how energy is obtained (NVML, RAPL or an estimate; ``auto`` picks), and the power model used when energy cannot
+be measured (idle and TDP watts; ``None`` when unknown, never guessed).
 
-Profiles ship as ``hardware_profiles/<name>.yaml``; ``local-cpu`` (the default) describes the machine hwnas
-runs on. This package imports only the standard library and PyYAML.
+Profiles ship as ``hardware_profiles/<name>.yaml``: ``local-cpu`` (the default) describes the CPU of the
+machine hwnas runs on, ``local-cuda`` its first NVIDIA GPU. This package imports only the standard library and
+PyYAML.
 
 Example:
     >>> from hardware_profiles import load_profile
@@ -14,6 +16,8 @@ Example:
     ('CPUExecutionProvider',)
     >>> profile.timed_runs >= 30
     True
+    >>> profile.energy, profile.energy_min_duration_s
+    ('auto', 1.0)
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import yaml
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "DEVICES",
+    "ENERGY_SOURCES",
     "MIN_TIMED_RUNS",
+    "RUNTIMES",
     "HardwareProfile",
     "ProfileError",
     "available_profiles",
@@ -43,9 +49,13 @@ DEFAULT_PROFILE = "local-cpu"
 # Fewer timed runs give medians and IQRs too noisy to rank architectures whose latencies differ by a few %.
 MIN_TIMED_RUNS = 30
 DEVICES = ("cpu", "cuda")
-RUNTIMES = ("onnxruntime",)
+RUNTIMES = ("onnxruntime", "torch")
+# How energy is obtained: "auto" measures with NVML (cuda) or RAPL (cpu) where readable, else estimates.
+ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimate")
+# ONNX Runtime execution providers that run on an NVIDIA GPU.
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
-ProviderOptionValue = Union[str, int, float, bool]
+ProviderOptionValue = str | int | float | bool
 
 
 class ProfileError(ValueError):
@@ -60,15 +70,23 @@ class HardwareProfile:
         name: Profile name (the YAML file's stem for shipped profiles).
         description: One line for people: which machine this is.
         device: ``"cpu"`` or ``"cuda"``; measurements on one device never overlap.
-        runtime: Inference runtime; only ``"onnxruntime"`` is supported.
+        runtime: Inference runtime: ``"onnxruntime"`` (ONNX files) or ``"torch"`` (PyTorch eager modules).
         providers: ONNX Runtime execution providers in priority order, e.g. ``("CPUExecutionProvider",)``.
+            With ``device: cuda`` and ONNX Runtime, the first must run on the GPU (CUDA or TensorRT).
         provider_options: One options dict per provider (e.g. ``{"device_id": 0}``), or empty for defaults.
-        intra_op_threads: Threads ONNX Runtime uses inside one operator.
+            The first provider's ``device_id`` (default 0) also names the GPU for NVML and for PyTorch.
+        intra_op_threads: Threads the runtime uses inside one operator.
         inter_op_threads: Threads ONNX Runtime uses across operators (sequential execution uses one).
         batch_size: Batch size latency is measured at.
         input_shape: ``(C, H, W)`` of one sample, or ``None`` to take it from the dataset.
         warmup_runs: Untimed runs before timing starts.
         timed_runs: Timed runs; at least ``MIN_TIMED_RUNS``.
+        energy: How energy is obtained: ``"nvml"`` (NVIDIA GPU counters, ``device: cuda``), ``"rapl"`` (CPU
+            counters under ``/sys/class/powercap``, ``device: cpu``), ``"estimate"`` (the power model below) or
+            ``"auto"`` (measure where possible, else estimate, and say why).
+        energy_min_duration_s: Seconds an energy measurement keeps running inferences (> 0), so that the
+            counters' granularity does not dominate; 1 s by default.
+        subtract_idle: Report energy above idle power (the device's idle draw during the measurement removed).
         idle_w: Idle power of the device in watts, or ``None`` when unknown.
         tdp_w: Thermal design power of the device in watts, or ``None`` when unknown.
         carbon_region: Grid region for CO2e accounting (e.g. an ISO 3166 code), or ``None``.
@@ -97,6 +115,9 @@ class HardwareProfile:
     input_shape: tuple[int, int, int] | None = None
     warmup_runs: int = 10
     timed_runs: int = 50
+    energy: str = "auto"
+    energy_min_duration_s: float = 1.0
+    subtract_idle: bool = False
     idle_w: float | None = None
     tdp_w: float | None = None
     carbon_region: str | None = None
@@ -143,11 +164,52 @@ class HardwareProfile:
                         f"got {key!r}: {value!r}"
                     )
         object.__setattr__(self, "provider_options", tuple(dict(o) for o in options))
+        if self.runtime == "onnxruntime":
+            on_gpu = self.providers[0] in _GPU_PROVIDERS
+            if self.device == "cuda" and not on_gpu:
+                raise ProfileError(
+                    f"{where}: device 'cuda' needs a GPU execution provider first in providers "
+                    f"({' or '.join(_GPU_PROVIDERS)}), got {self.providers[0]!r}"
+                )
+            if self.device == "cpu" and on_gpu:
+                raise ProfileError(
+                    f"{where}: providers start with {self.providers[0]!r}, which runs on a GPU; "
+                    "set device: cuda"
+                )
+        device_id = self.provider_options[0].get("device_id", 0) if self.provider_options else 0
+        if isinstance(device_id, str) and device_id.isdigit():
+            device_id = int(device_id)
+        if not _is_int(device_id) or device_id < 0:
+            raise ProfileError(
+                f"{where}: provider_options device_id must be a GPU index >= 0, got {device_id!r}"
+            )
         for key in ("intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs"):
             value = getattr(self, key)
             minimum = 0 if key == "warmup_runs" else 1
             if not _is_int(value) or value < minimum:
                 raise ProfileError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+        _check_str(where, "energy", self.energy)
+        if self.energy not in ENERGY_SOURCES:
+            raise ProfileError(f"{where}: energy must be one of {list(ENERGY_SOURCES)}, got {self.energy!r}")
+        if self.energy == "nvml" and self.device != "cuda":
+            raise ProfileError(
+                f"{where}: energy 'nvml' measures NVIDIA GPUs, but device is {self.device!r}; "
+                "use rapl, estimate or auto for a CPU"
+            )
+        if self.energy == "rapl" and self.device != "cpu":
+            raise ProfileError(
+                f"{where}: energy 'rapl' measures CPUs, but device is {self.device!r}; "
+                "use nvml, estimate or auto for a GPU"
+            )
+        duration = self.energy_min_duration_s
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
+            raise ProfileError(
+                f"{where}: energy_min_duration_s must be a positive number of seconds (1.0 is a good "
+                f"default), got {duration!r}"
+            )
+        object.__setattr__(self, "energy_min_duration_s", float(duration))
+        if not isinstance(self.subtract_idle, bool):
+            raise ProfileError(f"{where}: subtract_idle must be true or false, got {self.subtract_idle!r}")
         if self.timed_runs < MIN_TIMED_RUNS:
             raise ProfileError(
                 f"{where}: timed_runs must be >= {MIN_TIMED_RUNS} for a stable median and IQR, "
@@ -187,6 +249,19 @@ class HardwareProfile:
     def has_power_model(self) -> bool:
         """Whether both idle and TDP watts are known, so energy can be estimated without a meter."""
         return self.idle_w is not None and self.tdp_w is not None
+
+    @property
+    def device_id(self) -> int:
+        """Index of the GPU (the first provider's ``device_id`` option, default 0); 0 for a CPU.
+
+        Example:
+            >>> HardwareProfile(name="g", device="cuda", providers=("CUDAExecutionProvider",),
+            ...                 provider_options=({"device_id": 1},)).device_id
+            1
+        """
+        if self.device != "cuda" or not self.provider_options:
+            return 0
+        return int(self.provider_options[0].get("device_id", 0))
 
 
 def _is_int(value: object) -> bool:

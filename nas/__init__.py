@@ -7,43 +7,65 @@ Example:
 """
 
 from nas._config import ConfigError, SearchConfig, load_config
-from nas._data import AVAILABLE_DATASETS, DatasetError, DataSplits, from_datasets, load_cifar10, load_dataset, load_digits
+from nas._data import (
+    AVAILABLE_DATASETS,
+    DatasetError,
+    DataSplits,
+    from_datasets,
+    load_cifar10,
+    load_dataset,
+    load_digits,
+)
 from nas._evaluate import evaluate_error, evaluate_subnet, recalibrate_bn
 from nas._experiment import CandidateEvaluator, Experiment, ModelRecord, RunError, SearchResult, reexport
 from nas._export import export_onnx, read_metadata, verify_onnx
+from nas._importance import group_importance, param_importance
+from nas._lut import arch_parts, measure_table, predict_latency
+from nas._report import ReportError, ReportFiles, write_report
 from nas._space import Arch, SupernetSpec, arch_key, make_divisible
 from nas._supernet import Subnet, Supernet
+from nas._sustainability import Budgets, SearchTracker
 from nas._train import TrainResult, train_supernet
 
 __all__ = [
     "AVAILABLE_DATASETS",
     "Arch",
+    "Budgets",
     "CandidateEvaluator",
     "ConfigError",
     "DataSplits",
     "DatasetError",
     "Experiment",
     "ModelRecord",
+    "ReportError",
+    "ReportFiles",
     "RunError",
     "SearchConfig",
     "SearchResult",
+    "SearchTracker",
     "Subnet",
     "Supernet",
     "SupernetSpec",
     "TrainResult",
     "arch_key",
+    "arch_parts",
     "evaluate_error",
     "evaluate_subnet",
     "export_onnx",
     "from_datasets",
+    "group_importance",
     "load_cifar10",
     "load_config",
     "load_dataset",
     "load_digits",
     "make_divisible",
+    "measure_table",
+    "param_importance",
+    "predict_latency",
     "read_metadata",
     "recalibrate_bn",
     "reexport",
     "train_supernet",
     "verify_onnx",
+    "write_report",
 ]

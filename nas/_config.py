@@ -151,6 +151,11 @@ class EvalConfig(_Section):
     calib_samples: int = Field(default=256, ge=16)
     val_fraction: float = Field(default=1.0, gt=0, le=1)
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    latency: Literal["auto", "measure", "predict"] = Field(
+        default="auto",
+        description="with a profile's lookup table: predict at low fidelity or away from the device (auto), "
+        "always measure, or always predict",
+    )
 
 
 class BudgetConfig(_Section):
@@ -204,7 +209,9 @@ def parse_duration(text: str) -> float:
     """
     m = _DURATION_RE.match(text)
     if not m:
-        raise ValueError(f"a duration is a number with an optional unit s, m, h or d (e.g. 30m), got {text!r}")
+        raise ValueError(
+            f"a duration is a number with an optional unit s, m, h or d (e.g. 30m), got {text!r}"
+        )
     return float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
 
 

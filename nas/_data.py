@@ -741,3 +741,19 @@ def load_dataset(
     if root is not None:
         raise DatasetError(f"dataset {key!r} ships with scikit-learn and takes no root; got root={root!r}")
     return loader(seed=seed, **kw)
+
+
+#: (channels, image size, classes) of the built-in datasets, known without reading them.
+DATASET_SHAPES: dict[str, tuple[int, int, int]] = {"digits": (1, 8, 10), "cifar10": (3, 32, 10)}
+
+
+def dataset_shape(name: str, *, root: str | os.PathLike[str] | None = None) -> tuple[int, int, int]:
+    """``(channels, image size, classes)`` of a built-in dataset, without loading it.
+
+    Example:
+        >>> dataset_shape("digits")
+        (1, 8, 10)
+    """
+    if name not in DATASET_SHAPES:
+        raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(DATASET_SHAPES)}")
+    return DATASET_SHAPES[name]

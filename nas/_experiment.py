@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -23,11 +24,12 @@ from nas._config import OBJECTIVE_UNITS, SearchConfig
 from nas._data import DataSplits, load_dataset
 from nas._evaluate import evaluate_error, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
+from nas._lut import predict_latency
 from nas._space import Arch, SupernetSpec, arch_key
 from nas._supernet import Supernet
 from nas._sustainability import BudgetExceeded, Budgets, SearchTracker
 from nas._train import train_supernet
-from profilers import MeasurementCache, OnnxRuntimeLatency, count_params_and_flops
+from profilers import LatencyTable, LutError, MeasurementCache, OnnxRuntimeLatency, count_params_and_flops
 from search import (
     STRATEGIES,
     Constraint,
@@ -108,7 +110,15 @@ class CandidateEvaluator:
         work_dir: str | Path | None = None,
         measure_lock: Callable[[], AbstractContextManager[Any]] | None = None,
         phase: Callable[[str], AbstractContextManager[Any]] | None = None,
+        lut: LatencyTable | None = None,
+        latency_mode: str = "auto",
     ) -> None:
+        if latency_mode not in LATENCY_MODES:
+            raise ValueError(f"latency_mode must be one of {list(LATENCY_MODES)}, got {latency_mode!r}")
+        if latency_mode == "predict" and lut is None:
+            raise ValueError(
+                f"latency_mode 'predict' needs a lookup table; profile {profile.name!r} has none"
+            )
         self.supernet = supernet
         self.spec: SupernetSpec = supernet.spec
         self.data = data
@@ -127,6 +137,21 @@ class CandidateEvaluator:
         self.measure_lock = measure_lock if measure_lock is not None else contextlib.nullcontext
         # Energy accounting: scoring accuracy and measuring on the device are separate phases.
         self.phase = phase if phase is not None else (lambda name: contextlib.nullcontext())
+        self.lut = lut
+        self.latency_mode = latency_mode
+        # A table measured on another machine describes a device that is not here: predict, never time.
+        self.device_here = lut is None or _measured_here(lut, profile)
+
+    def latency_method(self, fidelity: float) -> str:
+        """``"measured"`` (ONNX Runtime on this device) or ``"lut"`` (predicted from the lookup table).
+
+        ``auto`` predicts at low fidelity and measures at full fidelity when the device is here.
+        """
+        if self.lut is None or self.latency_mode == "measure":
+            return "measured"
+        if self.latency_mode == "predict" or not self.device_here or fidelity < 1.0:
+            return "lut"
+        return "measured"
 
     def calibrated_subnet(self, arch: Arch) -> torch.nn.Module:
         """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data."""
@@ -149,17 +174,17 @@ class CandidateEvaluator:
             error = evaluate_error(model, self.data.val, fraction=fidelity)
         t1 = time.perf_counter()
         with self.phase("profiling"):
-            measured = self.measure(arch, model)
+            measured = self.measure(arch, model, method=self.latency_method(fidelity))
         metrics = {"error": float(error), **measured}
         self.seconds["accuracy"] += t1 - t0
         self._scored[key] = metrics
         return dict(metrics)
 
-    def measure(self, arch: Arch, model: torch.nn.Module) -> dict[str, float]:
-        """Latency and size of one arch, from the cache or by exporting and timing it."""
-        cache_key = json.dumps(
-            [arch_key(arch), self.profile.name, self.profile.batch_size, list(self.input_shape)]
-        )
+    def measure(self, arch: Arch, model: torch.nn.Module, *, method: str = "measured") -> dict[str, float]:
+        """Latency and size of one arch, from the cache or by exporting it and timing it (``method``
+        ``"measured"``) or predicting its latency from the lookup table (``"lut"``)."""
+        key = [arch_key(arch), self.profile.name, self.profile.batch_size, list(self.input_shape)]
+        cache_key = json.dumps(key if method == "measured" else [*key, method])
         cached = self.cache.get(cache_key)
         if cached is not None:
             return dict(cached)
@@ -171,8 +196,13 @@ class CandidateEvaluator:
                 model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
             )
             t1 = time.perf_counter()
-            with self.measure_lock():
-                lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
+            if method == "lut":
+                assert self.lut is not None
+                median_ms, iqr_ms = predict_latency(self.lut, self.spec, arch, self.input_shape), 0.0
+            else:
+                with self.measure_lock():
+                    lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
+                median_ms, iqr_ms = lat.median_ms, lat.iqr_ms
             cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -180,11 +210,12 @@ class CandidateEvaluator:
         self.seconds["export"] += t1 - t0
         self.seconds["latency"] += t2 - t1
         metrics = {
-            "latency_ms": lat.median_ms,
-            "latency_iqr_ms": lat.iqr_ms,
+            "latency_ms": median_ms,
+            "latency_iqr_ms": iqr_ms,
             "params": float(cost.params),
             "flops": float(cost.flops),
             "macs": float(cost.macs),
+            "latency_predicted": float(method == "lut"),
         }
         self.cache.put(cache_key, metrics)
         return dict(metrics)
@@ -226,6 +257,11 @@ class Experiment:
         self.reporter = reporter if reporter is not None else _SilentReporter()
         self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
         self.constraints = [Constraint.parse(c) for c in config.search.constraints]
+        if config.evaluation.latency == "predict" and self.profile.lut is None:
+            raise RunError(
+                f"evaluation.latency 'predict' needs a lookup table, and profile {self.profile.name!r} has none; "
+                "measure one with: hwnas profile-device --profile NAME --out FILE"
+            )
         b = config.budget
         t = config.tracking
         self.tracker = SearchTracker(
@@ -308,9 +344,16 @@ class Experiment:
         if hasattr(self.reporter, "set_tracker"):
             self.reporter.set_tracker(tracker)
         try:
-            return self._run(cfg, phase, tracker)
+            result = self._run(cfg, phase, tracker)
         finally:
             tracker.stop()
+        from nas._report import ReportError, write_report
+
+        try:
+            write_report([self.run_dir])
+        except ReportError as e:  # the search's results stand without the report
+            warnings.warn(f"the report could not be written: {e}", stacklevel=2)
+        return result
 
     def _run(self, cfg: SearchConfig, phase: dict[str, float], tracker: SearchTracker) -> SearchResult:
         t = time.perf_counter()
@@ -324,11 +367,13 @@ class Experiment:
                 data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
             )
             space_json = json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
-            if self.resume and (self.run_dir / "space.json").is_file():
-                if json.loads((self.run_dir / "space.json").read_text()) != json.loads(space_json):
-                    raise RunError(
-                        f"cannot resume {self.run_dir}: its search space differs from this config's"
-                    )
+            old_space = self.run_dir / "space.json"
+            if (
+                self.resume
+                and old_space.is_file()
+                and json.loads(old_space.read_text()) != json.loads(space_json)
+            ):
+                raise RunError(f"cannot resume {self.run_dir}: its search space differs from this config's")
             (self.run_dir / "space.json").write_text(space_json)
         phase["data"] = time.perf_counter() - t
 
@@ -357,13 +402,16 @@ class Experiment:
                 stopped_in_training = True
         supernet.eval()
         phase["supernet_training"] = time.perf_counter() - t
+        trained_epochs = (
+            _checkpoint_epochs(self.run_dir / "supernet.pt") if stopped_in_training else trained.epochs
+        )
         training = tracker.summary()["phases"]
         train_energy = next((p["energy_kwh"] for p in training if p["name"] == "supernet_training"), 0.0)
         tracker.extra["training"] = {
             "epochs": cfg.supernet.epochs,
-            "completed_epochs": None if stopped_in_training else trained.epochs,
+            "completed_epochs": trained_epochs,
             "energy_kwh": train_energy,
-            "energy_kwh_per_epoch": train_energy / max(1, cfg.supernet.epochs),
+            "energy_kwh_per_epoch": train_energy / max(1, trained_epochs),
             "macs_per_step_sample": _sandwich_macs(supernet, data.input_shape, cfg.supernet.num_random),
         }
 
@@ -378,6 +426,8 @@ class Experiment:
             cache=cache,
             work_dir=self.run_dir / "tmp",
             phase=tracker.phase,
+            lut=load_lut(self.profile),
+            latency_mode=cfg.evaluation.latency,
         )
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
@@ -463,6 +513,14 @@ class Experiment:
         ]
 
 
+def _checkpoint_epochs(path: Path) -> int:
+    """Epochs a supernet checkpoint holds (0 when there is none)."""
+    if not path.is_file():
+        return 0
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return int(ckpt.get("epoch", 0))
+
+
 def _sandwich_macs(supernet: Supernet, input_shape: tuple[int, ...], num_random: int) -> float:
     """MACs of one sample's forward passes in one sandwich step: largest, smallest and the random archs.
 
@@ -516,6 +574,31 @@ _ALPHA2_TO_3 = {
     "AT": "AUT", "ES": "ESP", "IT": "ITA", "PL": "POL", "IE": "IRL", "DK": "DNK", "AU": "AUS", "BR": "BRA",
     "SG": "SGP", "TW": "TWN", "IL": "ISR", "ZA": "ZAF", "MX": "MEX", "PT": "PRT", "CZ": "CZE",
 }  # fmt: skip
+
+
+def load_lut(profile: HardwareProfile) -> LatencyTable | None:
+    """The profile's lookup table, or ``None``; a relative path is read from the working directory."""
+    if profile.lut is None:
+        return None
+    try:
+        return LatencyTable.load(profile.lut)
+    except LutError as e:
+        raise RunError(f"profile {profile.name!r}: {e}") from None
+
+
+#: How a candidate's latency is obtained when the profile has a lookup table.
+LATENCY_MODES = ("auto", "measure", "predict")
+
+
+def _measured_here(lut: LatencyTable, profile: HardwareProfile) -> bool:
+    from nas._lut import machine_id
+
+    if profile.device == "cuda":
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    here, there = machine_id(), dict(lut.meta.get("machine", {}))
+    return bool(there) and there.get("cpu_model") == here["cpu_model"] and there.get("host") == here["host"]
 
 
 def _root(cfg: SearchConfig) -> str | None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import itertools
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from search import Study, TrialState
+import numpy as np
+from matplotlib.figure import Figure
+
+from search import Objective, Study, TrialState
 
 
 def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = ()) -> Path:
@@ -28,7 +33,7 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     for ax, (i, j) in zip(axes[0], pairs):
         label = lambda k: (
             f"{objectives[k].name} ({objectives[k].unit})" if objectives[k].unit else objectives[k].name
-        )  # noqa: E731
+        )
         if i == j:
             ax.plot([t.number for t in done], [t.values[i] for t in done], ".", color="0.6")
             ax.set_xlabel("trial")
@@ -75,3 +80,208 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
 def _label(name: str, unit: str) -> str:
     """``error (%)``; a unit already in the name (``latency_ms``) is not repeated."""
     return name if not unit or name.endswith(f"_{unit}") else f"{name} ({unit})"
+
+
+# -- report figures: plain data in, a matplotlib Figure out (no pyplot state, no display) -----------------
+
+
+@dataclass(frozen=True)
+class FrontSeries:
+    """The evaluated points of one run, in the objectives' own directions.
+
+    Attributes:
+        name: run name, shown in legends when several runs are overlaid.
+        values: ``n x m`` objective values of the COMPLETE trials.
+        feasible: ``n`` booleans, False for trials that violate a constraint.
+        on_front: ``n`` booleans, True for the Pareto-optimal feasible trials.
+        exported: ``n`` booleans, True for the trials exported as models.
+    """
+
+    name: str
+    values: np.ndarray
+    feasible: np.ndarray
+    on_front: np.ndarray
+    exported: np.ndarray
+
+
+@dataclass(frozen=True)
+class HypervolumeCurve:
+    """Hypervolume after each finished trial, optionally against the cumulative energy spent (kWh)."""
+
+    name: str
+    trials: np.ndarray
+    hypervolume: np.ndarray
+    energy_kwh: np.ndarray | None = None
+
+
+def figure_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def fronts_figure(series: Sequence[FrontSeries], objectives: Sequence[Objective]) -> Figure:
+    """One panel per pair of objectives: every evaluated point, the Pareto points, the exported models.
+
+    With one series, evaluated points are grey, the front red and exported models ringed; with several,
+    each run has its own colour and the legend names the runs. With two objectives the front is joined by
+    a step line. With one objective the panel shows it over trials.
+    """
+    m = len(objectives)
+    pairs = list(itertools.combinations(range(m), 2)) or [(0, 0)]
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig = Figure(figsize=(5.0 * cols, 4.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    overlay = len(series) > 1
+    step = m == 2 and all(o.direction == "minimize" for o in objectives)
+    for ax, (i, j) in zip(axes, pairs):
+        for k, s in enumerate(series):
+            colour = _COLOURS[k % len(_COLOURS)] if overlay else "tab:red"
+            other = colour if overlay else "0.65"
+            prefix = f"{s.name}: " if overlay else ""
+            v, feas, front, exp = s.values, s.feasible, s.on_front, s.exported
+            if i == j:
+                ax.plot(np.arange(len(v)), v[:, i], ".", color=other, alpha=0.5 if overlay else 1.0)
+                ax.plot(np.flatnonzero(exp), v[exp, i], "o", color=colour, label=f"{prefix}exported")
+                ax.set_xlabel("complete trial")
+                ax.set_ylabel(_axis(objectives[i]))
+                continue
+            alpha = 0.3 if overlay else 1.0
+            ax.scatter(
+                v[feas, j], v[feas, i], s=10, color=other, alpha=alpha, label=None if overlay else "evaluated"
+            )
+            if (~feas).any():
+                ax.scatter(
+                    v[~feas, j], v[~feas, i], s=10, facecolors="none", edgecolors=other, alpha=alpha,
+                    label=None if overlay else "infeasible",
+                )  # fmt: skip
+            if step and front.any():
+                pts = sorted(zip(v[front, j], v[front, i]))
+                ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color=colour, lw=1, alpha=0.7)
+            ax.scatter(v[front, j], v[front, i], s=22, color=colour, zorder=3, label=f"{prefix}Pareto front")
+            if not overlay and exp.any():
+                ax.scatter(
+                    v[exp, j], v[exp, i], s=90, facecolors="none", edgecolors="black", lw=1.2, zorder=4,
+                    label="exported model",
+                )  # fmt: skip
+        if i != j:
+            ax.set_xlabel(_axis(objectives[j]))
+            ax.set_ylabel(_axis(objectives[i]))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[len(pairs) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def parallel_figure(series: FrontSeries, objectives: Sequence[Objective]) -> Figure:
+    """Parallel coordinates of the feasible points: one axis per objective, scaled to its observed range."""
+    m = len(objectives)
+    fig = Figure(figsize=(max(6.0, 2.2 * m), 4.2))
+    ax = fig.subplots()
+    v = series.values
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = (v - lo) / span
+    x = np.arange(m)
+    for row in scaled[series.feasible & ~series.on_front]:
+        ax.plot(x, row, color="0.7", lw=0.6, alpha=0.6)
+    for row in scaled[series.on_front]:
+        ax.plot(x, row, color="tab:red", lw=1.6, alpha=0.9)
+    ax.plot([], [], color="0.7", label="evaluated")
+    ax.plot([], [], color="tab:red", label="Pareto front")
+    ax.set_xticks(x, [_axis(o) for o in objectives])
+    for k in range(m):
+        ax.axvline(k, color="0.3", lw=0.8)
+        ax.annotate(f"{lo[k]:.4g}", (k, 0), xytext=(3, -12), textcoords="offset points", fontsize=7)
+        ax.annotate(f"{hi[k]:.4g}", (k, 1), xytext=(3, 4), textcoords="offset points", fontsize=7)
+    ax.set_yticks([0, 1], ["min", "max"])
+    ax.set_ylim(-0.08, 1.1)
+    ax.set_xlim(-0.1, m - 0.6)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def hypervolume_figure(curves: Sequence[HypervolumeCurve]) -> Figure:
+    """Hypervolume over finished trials (left) and over cumulative search energy (right)."""
+    fig = Figure(figsize=(10.4, 3.8))
+    left, right = fig.subplots(1, 2)
+    overlay = len(curves) > 1
+    for k, c in enumerate(curves):
+        colour = _COLOURS[k % len(_COLOURS)] if overlay else "tab:blue"
+        left.step(c.trials, c.hypervolume, where="post", color=colour, label=c.name)
+        if c.energy_kwh is not None:
+            right.step(c.energy_kwh, c.hypervolume, where="post", color=colour, label=c.name)
+    left.set_xlabel("finished trials")
+    left.set_ylabel("hypervolume")
+    right.set_xlabel("energy spent on evaluating candidates (kWh)")
+    right.set_ylabel("hypervolume")
+    if not any(c.energy_kwh is not None for c in curves):
+        right.text(
+            0.5, 0.5, "energy per trial not recorded", ha="center", va="center", transform=right.transAxes
+        )
+        right.set_xticks([])
+        right.set_yticks([])
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        if overlay and ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importance: Mapping[str, Mapping[str, float]]) -> Figure:
+    """One horizontal bar chart per objective: ``{objective: {name: importance}}``."""
+    n = max(1, len(importance))
+    height = max(2.4, 0.32 * max((len(v) for v in importance.values()), default=1) + 1.2)
+    fig = Figure(figsize=(min(4.2 * n, 14.0), height))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (objective, values) in zip(axes, importance.items()):
+        names = list(values)[::-1]
+        ax.barh(names, [values[k] for k in names], color="tab:blue")
+        ax.set_xlim(0, 1)
+        ax.set_title(objective, fontsize=10)
+        ax.set_xlabel("share of variance")
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def energy_figure(bars: Sequence[tuple[str, float, str]]) -> Figure:
+    """Horizontal bars of energy (kWh), each ``(label, kWh, method)``; the method is written on the bar."""
+    fig = Figure(figsize=(8.0, max(2.0, 0.45 * len(bars) + 1.0)))
+    ax = fig.subplots()
+    labels = [b[0] for b in bars][::-1]
+    values = [b[1] for b in bars][::-1]
+    methods = [b[2] for b in bars][::-1]
+    colours = ["tab:orange" if "estimate" in mth else "tab:green" for mth in methods]
+    ax.barh(labels, values, color=colours)
+    top = max(values, default=0.0) or 1.0
+    for y, (value, method) in enumerate(zip(values, methods)):
+        ax.text(value + 0.01 * top, y, f"{value:.3g} kWh ({method})", va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.45)
+    ax.set_xlabel("energy (kWh)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def _axis(o: Objective) -> str:
+    """Axis label of an objective; a maximized one says so."""
+    return _label(o.name, o.unit) + (" (higher is better)" if o.direction == "maximize" else "")
+
+
+_COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+)

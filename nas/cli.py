@@ -130,6 +130,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="FILE", help="where to write the model (default: RUN/models/ID.onnx)")
 
     sub.add_parser("profiles", help="list the shipped hardware profiles")
+
+    r = sub.add_parser("report", help="render the HTML/Markdown report of a run, or compare several runs")
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories, e.g. runs/demo")
+    r.add_argument(
+        "--out", metavar="DIR", help="where to write (required with several runs; default: the run)"
+    )
+
+    d = sub.add_parser(
+        "profile-device",
+        help="measure a latency lookup table of the search space on this machine, and a profile that uses it",
+    )
+    d.add_argument(
+        "--profile", default="local-cpu", metavar="NAME|FILE", help="how to run (default: local-cpu)"
+    )
+    d.add_argument("--out", required=True, metavar="FILE", help="where to write the table (JSON)")
+    d.add_argument("--config", metavar="FILE", help="search config whose space and dataset to measure")
+    d.add_argument("--dataset", help="digits (default) or cifar10: sets the input shape and classes")
+    d.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
+    d.add_argument(
+        "--calibration",
+        type=_int_at_least(2),
+        default=30,
+        metavar="N",
+        help="whole archs measured to calibrate",
+    )
+    d.add_argument(
+        "--seed", type=_non_negative_int, default=0, metavar="N", help="seed of the calibration archs"
+    )
     return parser
 
 
@@ -165,15 +193,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from nas._config import load_config
-    from nas._experiment import Experiment
-    from nas._progress import ProgressReporter
-
     from pathlib import Path
 
-    from nas._config import resume_config
+    from rich.console import Console
+
+    from nas._config import load_config, resume_config
+    from nas._experiment import Experiment
+    from nas._progress import ProgressReporter
 
     if args.resume:
         if args.config:
@@ -214,6 +240,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             highlight=False,
         )
     console.print(f"results: {result.run_dir}/pareto.json, trials.csv, pareto.png, study.db", highlight=False)
+    if (result.run_dir / "report.html").is_file():
+        console.print(f"report: {result.run_dir}/report.html (and report.md)", highlight=False)
     return 0
 
 
@@ -241,6 +269,74 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from nas._report import write_report
+
+    files = write_report(args.runs, out_dir=args.out)
+    print(f"report: {files.html} and {files.md}")
+    return 0
+
+
+def _cmd_profile_device(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from hardware_profiles import load_profile
+    from nas._config import load_config
+    from nas._data import dataset_shape
+    from nas._lut import measure_table
+    from nas._space import SupernetSpec
+
+    overrides = {
+        k: v for k, v in (("data.name", args.dataset), ("data.root", args.data_root)) if v is not None
+    }
+    config = load_config(args.config, overrides)
+    profile = load_profile(args.profile)
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise UsageError(f"--out names the table file and must end in .json, got {str(out)!r}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot write to {out.parent}: {e.strerror or e}") from None
+    in_channels, image_size, num_classes = dataset_shape(config.data.name, root=config.data.root)
+    spec = SupernetSpec.for_input(in_channels, image_size, num_classes, **config.supernet.spec_overrides())
+    input_shape = tuple(profile.input_shape or (in_channels, image_size, image_size))
+    print(f"measuring every part of the search space on this machine with profile {profile.name!r} ...")
+
+    def progress(i: int, total: int, key: str) -> None:
+        if i % 25 == 0 or i == total:
+            print(f"  {i}/{total}  {key}", flush=True)
+
+    table, records = measure_table(
+        spec, profile, input_shape, calibration_archs=args.calibration, seed=args.seed, on_part=progress
+    )
+    table.save(out)
+    import json
+
+    out.with_name(f"{out.stem}.calibration.json").write_text(json.dumps(records, indent=1))
+    fields = {
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+        for k, v in dataclasses.asdict(profile).items()
+    }
+    fields["provider_options"] = [dict(o) for o in profile.provider_options]
+    name = f"{out.stem}"
+    fields.update(
+        name=name, description=f"{profile.description} (with lookup table {out.name})", lut=str(out.resolve())
+    )
+    profile_path = out.with_name(f"{out.stem}.profile.yaml")
+    profile_path.write_text(yaml.safe_dump(fields, sort_keys=False))
+    cal = table.meta["calibration"]
+    print(
+        f"{len(table.entries)} parts measured; on {cal['models']} whole archs the table predicts within 10% for "
+        f"{100 * cal['within_10pct']:.0f}% (mean abs error {100 * cal['mape']:.1f}%)"
+    )
+    print(f"table: {out}\nprofile: {profile_path}  (search with it: hwnas search --profile {profile_path})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hwnas`` console script."""
     # OpenMP threads that spin while waiting slow training 5-10x as soon as another process shares the
@@ -258,12 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nas._config import ConfigError
     from nas._data import DatasetError
     from nas._experiment import RunError
+    from profilers import LutError
     from search import StorageError
 
-    handlers = {"search": _cmd_search, "export": _cmd_export, "profiles": _cmd_profiles}
+    handlers = {
+        "search": _cmd_search,
+        "export": _cmd_export,
+        "profiles": _cmd_profiles,
+        "profile-device": _cmd_profile_device,
+        "report": _cmd_report,
+    }
     try:
         return handlers[args.command](args)
-    except (ConfigError, ProfileError, DatasetError, RunError, StorageError, UsageError) as e:
+    except (ConfigError, ProfileError, DatasetError, RunError, StorageError, UsageError, LutError) as e:
         print(f"hwnas: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except _Interrupted as e:

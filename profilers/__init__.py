@@ -1,30 +1,79 @@
-"""Measuring models on a device: latency (ONNX Runtime), parameters and FLOPs, and a measurement cache.
+"""Measuring models on a device: latency, energy, peak memory, parameters and FLOPs, and a measurement cache.
 
-Profilers measure ONNX files; this package never imports ``search``, ``nas`` or torch, and imports ONNX
-Runtime and ONNX only when a measurement needs them.
+- Latency: :class:`OnnxRuntimeLatency` (ONNX files; CPU, CUDA, TensorRT or OpenVINO execution providers) and
+  :class:`TorchLatency` (PyTorch modules run eagerly). Times are in milliseconds per inference call.
+- Energy: :class:`NvmlEnergy` (NVIDIA GPUs), :class:`RaplEnergy` (CPU packages and DRAM) and
+  :class:`EstimatedEnergy` (a power model), behind :class:`EnergyProfiler`; each runs inferences for at least
+  a second and reports millijoules per inference call, labelled ``measured-nvml``, ``measured-rapl`` or
+  ``estimated``. :func:`energy_profiler_from_profile` picks one from a hardware profile and says why when it
+  falls back; :func:`measure_energy` measures a model in one call.
+- Memory: :func:`estimate_peak_memory` (analytic, from the ONNX graph, in MiB = 2**20 bytes).
+- Size: :func:`count_params_and_flops`.
+- Lookup tables: :class:`LatencyTable` predicts a model's latency from per-part latencies measured on the
+  target device, so a search can run away from it.
+
+Measurements on one device never overlap (:func:`device_lock`). This package never imports ``search`` or
+``nas``, and imports ONNX Runtime, ONNX, PyTorch and pynvml only when a measurement needs them.
 
 Example:
     >>> from hardware_profiles import load_profile
-    >>> from profilers import OnnxRuntimeLatency
-    >>> profiler = OnnxRuntimeLatency.from_profile(load_profile("local-cpu"))
-    >>> result = profiler.measure("model.onnx", (1, 8, 8))  # doctest: +SKIP
+    >>> from profilers import energy_profiler_from_profile, latency_profiler_from_profile, measure_energy
+    >>> profile = load_profile("local-cpu")
+    >>> latency = latency_profiler_from_profile(profile)
+    >>> result = latency.measure("model.onnx", (1, 8, 8))  # doctest: +SKIP
     >>> result.median_ms, result.iqr_ms  # doctest: +SKIP
     (0.031, 0.002)
+    >>> energy = energy_profiler_from_profile(profile)  # doctest: +SKIP
+    >>> joules = measure_energy("model.onnx", (1, 8, 8), latency=latency, energy=energy)  # doctest: +SKIP
+    >>> joules.energy_mj, joules.method, joules.fallback_reason  # doctest: +SKIP
+    (0.012, 'measured-rapl', None)
+    >>> estimate_peak_memory("model.onnx", (1, 8, 8)).peak_memory_mb  # doctest: +SKIP
+    0.05
 """
 
-from profilers._base import LatencyProfiler, LatencyResult
+from profilers._base import LatencyProfiler, LatencyResult, Runner
 from profilers._cache import JsonValue, MeasurementCache
+from profilers._energy import ENERGY_METHODS, EnergyMeterError, EnergyProfiler, EnergyResult, measure_energy
+from profilers._estimate import CpuTdp, EstimatedEnergy, cpu_model_name, lookup_cpu_tdp
+from profilers._factory import energy_profiler_from_profile, latency_profiler_from_profile
 from profilers._flops import COUNTED_OPS, ModelCost, count_params_and_flops
+from profilers._lut import LatencyTable, LutError, fit_linear
+from profilers._memory import MEMORY_METHODS, MIB, MemoryResult, estimate_peak_memory
+from profilers._nvml import NvmlEnergy
 from profilers._onnxruntime import OnnxRuntimeLatency, device_lock
+from profilers._rapl import RaplEnergy
+from profilers._torch import TorchLatency
 
 __all__ = [
     "COUNTED_OPS",
+    "ENERGY_METHODS",
+    "MEMORY_METHODS",
+    "MIB",
+    "CpuTdp",
+    "EnergyMeterError",
+    "EnergyProfiler",
+    "EnergyResult",
+    "EstimatedEnergy",
     "JsonValue",
     "LatencyProfiler",
     "LatencyResult",
+    "LatencyTable",
+    "LutError",
     "MeasurementCache",
+    "MemoryResult",
     "ModelCost",
+    "NvmlEnergy",
     "OnnxRuntimeLatency",
+    "RaplEnergy",
+    "Runner",
+    "TorchLatency",
     "count_params_and_flops",
+    "cpu_model_name",
     "device_lock",
+    "energy_profiler_from_profile",
+    "estimate_peak_memory",
+    "fit_linear",
+    "latency_profiler_from_profile",
+    "lookup_cpu_tdp",
+    "measure_energy",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Union
 
-__all__ = ["LatencyProfiler", "LatencyResult"]
+__all__ = ["LatencyProfiler", "LatencyResult", "Runner"]
 
-JsonScalar = Union[str, int, float, None]
+JsonScalar = str | int | float | None
+
+#: A zero-argument callable that runs one inference of a prepared model on its device and returns once the
+#: inference has finished (GPU work included); it returns the runtime's outputs.
+Runner = Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,24 @@ class LatencyResult:
 
 
 class LatencyProfiler(ABC):
-    """Measures how long one inference of an ONNX model takes on one device.
+    """Measures how long one inference of a model (an ONNX file, or a module for PyTorch) takes on one device.
 
     Lifecycle: construct a profiler once per device configuration (its constructor validates everything and
     fails at once with a message saying what to change), then call :meth:`measure` for each model. A
     profiler is safe to share between threads: measurements on one device are serialised, so they never
     disturb each other.
+
+    Profilers that run models themselves also offer :meth:`runner`, which prepares a model once and returns a
+    callable that runs one inference: energy profilers drive it to measure the energy of exactly the
+    inference whose latency is measured. Such profilers name their device in ``device`` (the key of
+    :func:`~profilers.device_lock`, e.g. ``"cpu"`` or ``"cuda:0"``) and their untimed runs in
+    ``warmup_runs``.
     """
+
+    #: Key of the device lock this profiler's measurements hold.
+    device: str = "cpu"
+    #: Untimed runs before timing (and before an energy measurement).
+    warmup_runs: int = 0
 
     @abstractmethod
     def measure(
@@ -98,3 +112,25 @@ class LatencyProfiler(ABC):
         Returns:
             The latency summary.
         """
+
+    def runner(
+        self,
+        model: object,
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 1,
+    ) -> Runner:
+        """Prepares ``model`` on this profiler's device and returns a callable that runs one inference.
+
+        The callable feeds the same fixed input as :meth:`measure` and returns when the inference has
+        finished. Preparing does not hold the device lock: hold :func:`~profilers.device_lock` of
+        :attr:`device` while using the callable if other measurements may run at the same time
+        (:func:`~profilers.measure_energy` does).
+
+        Raises:
+            NotImplementedError: This profiler does not run models (e.g. it predicts latency from a table).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not run models, so it cannot drive an energy measurement; use "
+            "OnnxRuntimeLatency (ONNX files) or TorchLatency (PyTorch modules)"
+        )

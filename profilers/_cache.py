@@ -8,11 +8,10 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Union
 
 __all__ = ["JsonValue", "MeasurementCache"]
 
-JsonValue = Union[str, int, float, bool, None, list["JsonValue"], dict[str, "JsonValue"]]
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 _FORMAT = "hwnas-measurement-cache"
 _VERSION = 1

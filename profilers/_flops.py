@@ -6,9 +6,9 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
+
+from profilers._onnx_shapes import import_onnx, infer_graph
 
 if TYPE_CHECKING:
     import onnx
@@ -52,12 +52,6 @@ class ModelCost:
         return self.macs // self.batch_size
 
 
-def _import_onnx() -> ModuleType:
-    import onnx  # kept lazy: `import profilers` stays cheap
-
-    return onnx
-
-
 def count_params_and_flops(
     onnx_path_or_model: str | os.PathLike[str] | onnx.ModelProto,
     input_shape: Sequence[int],
@@ -93,61 +87,17 @@ def count_params_and_flops(
         >>> cost.flops == 2 * cost.macs  # doctest: +SKIP
         True
     """
-    onnx = _import_onnx()
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    onnx = import_onnx()
+    inferred_graph = infer_graph(onnx_path_or_model, input_shape, batch_size)
+    inferred, where, shapes = inferred_graph.model, inferred_graph.where, inferred_graph.shapes
     sample_shape = tuple(int(d) for d in input_shape)
-    if isinstance(onnx_path_or_model, onnx.ModelProto):
-        model = onnx.ModelProto()
-        model.CopyFrom(onnx_path_or_model)
-        where = "model"
-    else:
-        path = Path(onnx_path_or_model)
-        if not path.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {path}")
-        # Only dims are needed, so weights stored as external data stay on disk.
-        model = onnx.load(str(path), load_external_data=False)
-        where = str(path)
-    graph = model.graph
-
     float_types = {
         onnx.TensorProto.FLOAT,
         onnx.TensorProto.FLOAT16,
         onnx.TensorProto.BFLOAT16,
         onnx.TensorProto.DOUBLE,
     }
-    initializer_names = {init.name for init in graph.initializer}
-    params = sum(math.prod(init.dims) for init in graph.initializer if init.data_type in float_types)
-
-    inputs = [i for i in graph.input if i.name not in initializer_names]
-    if len(inputs) != 1:
-        raise ValueError(f"{where} has {len(inputs)} graph inputs ({[i.name for i in inputs]}); expected one")
-    shape = (batch_size, *sample_shape)
-    dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != len(shape):
-        raise ValueError(
-            f"{where}: input {inputs[0].name!r} has rank {len(dims)} but (batch_size, *input_shape) is "
-            f"{shape}; pass input_shape without the batch dimension"
-        )
-    for dim, size in zip(dims, shape):
-        dim.Clear()
-        dim.dim_value = size
-    # Drop stale intermediate shapes (e.g. a fixed batch recorded at export) so inference starts afresh.
-    del graph.value_info[:]
-    for output in graph.output:
-        output.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-
-    shapes: dict[str, tuple[int, ...] | None] = {}
-    for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
-        tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
-            shapes[value.name] = None
-            continue
-        known = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        shapes[value.name] = None if None in known else tuple(int(d) for d in known)  # type: ignore[arg-type]
-    for init in inferred.graph.initializer:
-        shapes[init.name] = tuple(int(d) for d in init.dims)
+    params = sum(math.prod(init.dims) for init in inferred.graph.initializer if init.data_type in float_types)
 
     def shape_of(node: onnx.NodeProto, name: str) -> tuple[int, ...]:
         found = shapes.get(name)

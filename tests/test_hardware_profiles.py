@@ -32,7 +32,7 @@ def write(tmp_path: Path, text: str, name: str = "custom.yaml") -> Path:
 
 
 def test_local_cpu_is_shipped_and_is_the_default() -> None:
-    assert "local-cpu" in available_profiles()
+    assert {"local-cpu", "local-cuda"} <= set(available_profiles())
     assert DEFAULT_PROFILE == "local-cpu"
     assert load_profile() == load_profile("local-cpu")
 
@@ -49,14 +49,26 @@ def test_local_cpu_describes_this_machine_without_invented_numbers() -> None:
     assert profile.idle_w is None and profile.tdp_w is None and not profile.has_power_model
     assert profile.lut is None
     assert profile.description
+    assert profile.energy == "auto" and profile.energy_min_duration_s == 1.0 and not profile.subtract_idle
+
+
+def test_local_cuda_is_gpu_0_through_cuda_with_nvml_and_no_invented_numbers() -> None:
+    profile = load_profile("local-cuda")
+    assert profile.device == "cuda" and profile.runtime == "onnxruntime"
+    assert profile.providers == ("CUDAExecutionProvider",)
+    assert profile.provider_options == ({"device_id": 0},) and profile.device_id == 0
+    assert profile.energy == "nvml" and profile.energy_min_duration_s >= 1.0
+    assert profile.idle_w is None and profile.tdp_w is None
+    assert profile.timed_runs >= 30 and profile.lut is None
 
 
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_shipped_profile_loads_and_carries_no_unbacked_power_numbers(name: str) -> None:
     profile = load_profile(name)
     assert profile.name == name
-    # A power model or a remote device is only useful with numbers measured on it (a lookup table).
-    if profile.device != "cpu" or profile.has_power_model:
+    # local-* profiles describe the machine hwnas runs on and are measured live. Any other device, or any power
+    # model, is only useful with numbers measured on it (a lookup table).
+    if not name.startswith("local-") or profile.has_power_model:
         assert profile.lut is not None and profile.lut.is_file()
 
 
@@ -130,6 +142,23 @@ carbon_region: DE
     assert profile.carbon_region == "DE"
 
 
+def test_energy_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, "energy: rapl\nenergy_min_duration_s: 2\nsubtract_idle: true\nidle_w: 3.5\n")
+    profile = load_profile(path)
+    assert profile.energy == "rapl" and profile.subtract_idle and profile.idle_w == 3.5
+    assert profile.energy_min_duration_s == 2.0 and isinstance(profile.energy_min_duration_s, float)
+
+
+def test_torch_runtime_and_gpu_index(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "runtime: torch\ndevice: cuda\nproviders: [CUDAExecutionProvider]\nprovider_options: [{device_id: 2}]\n",
+    )
+    profile = load_profile(path)
+    assert profile.runtime == "torch" and profile.device_id == 2
+    assert load_profile(write(tmp_path, "runtime: torch\n", "cpu.yaml")).device_id == 0
+
+
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, ""))
     assert profile == HardwareProfile(name="custom")
@@ -156,6 +185,18 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
         ("warmup_runs: 1.5\n", "warmup_runs must be an integer >= 0"),
         ("device: tpu\n", r"device must be one of \['cpu', 'cuda'\], got 'tpu'"),
         ("runtime: tensorrt\n", "runtime must be one of"),
+        ("device: cuda\n", "device 'cuda' needs a GPU execution provider first"),
+        ("providers: [CUDAExecutionProvider]\n", "runs on a GPU; set device: cuda"),
+        ("provider_options: [{device_id: -1}]\n", "device_id must be a GPU index"),
+        ("energy: joulemeter\n", r"energy must be one of \['auto', 'nvml', 'rapl', 'estimate'\]"),
+        ("energy: nvml\n", "energy 'nvml' measures NVIDIA GPUs"),
+        (
+            "device: cuda\nproviders: [CUDAExecutionProvider]\nenergy: rapl\n",
+            "energy 'rapl' measures CPUs",
+        ),
+        ("energy_min_duration_s: 0\n", "energy_min_duration_s must be a positive number"),
+        ("energy_min_duration_s: soon\n", "energy_min_duration_s must be a positive number"),
+        ("subtract_idle: maybe\n", "subtract_idle must be true or false"),
         ("providers: CPUExecutionProvider\n", "providers must be a list"),
         ("providers: []\n", "non-empty list"),
         ("provider_options: [{}, {}]\n", "one mapping per provider"),
@@ -189,7 +230,9 @@ def test_constructor_validates_and_is_keyword_only() -> None:
     with pytest.raises(ProfileError, match="non-empty string 'name'"):
         HardwareProfile(name="")
     profile = HardwareProfile(
-        name="x", providers=["CPUExecutionProvider"], input_shape=[1, 8, 8]  # type: ignore[arg-type]
+        name="x",
+        providers=["CPUExecutionProvider"],
+        input_shape=[1, 8, 8],  # type: ignore[arg-type]
     )
     assert profile.providers == ("CPUExecutionProvider",) and profile.input_shape == (1, 8, 8)
 
@@ -207,5 +250,7 @@ def test_package_imports_only_yaml_and_the_standard_library() -> None:
         "if m in sys.modules)\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -220,7 +221,7 @@ def test_measurements_on_one_device_never_overlap(tiny_model: Path, monkeypatch:
         thread.join(timeout=30)
     assert len(intervals) == 4
     intervals.sort()
-    for (_, end), (next_start, _) in zip(intervals, intervals[1:]):
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
         assert end <= next_start
 
 
