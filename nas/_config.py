@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 #: Objectives a search can optimise, with their units.
-OBJECTIVE_UNITS: dict[str, str] = {"error": "%", "latency_ms": "ms", "params": "count", "flops": "FLOPs"}
+OBJECTIVE_UNITS: dict[str, str] = {
+    "error": "%",
+    "latency_ms": "ms",
+    "energy_mj": "mJ",
+    "peak_memory_mb": "MiB",
+    "params": "count",
+    "flops": "FLOPs",
+}
 STRATEGY_NAMES = ("nsga2", "random")
 DATASET_NAMES = ("digits", "cifar10")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

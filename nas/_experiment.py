@@ -29,7 +29,19 @@ from nas._space import Arch, SupernetSpec, arch_key
 from nas._supernet import Supernet
 from nas._sustainability import BudgetExceeded, Budgets, SearchTracker
 from nas._train import train_supernet
-from profilers import LatencyTable, LutError, MeasurementCache, OnnxRuntimeLatency, count_params_and_flops
+from profilers import (
+    EnergyMeterError,
+    EnergyProfiler,
+    EstimatedEnergy,
+    LatencyTable,
+    LutError,
+    MeasurementCache,
+    OnnxRuntimeLatency,
+    count_params_and_flops,
+    energy_profiler_from_profile,
+    estimate_peak_memory,
+    measure_energy,
+)
 from search import (
     STRATEGIES,
     Constraint,
@@ -112,6 +124,7 @@ class CandidateEvaluator:
         phase: Callable[[str], AbstractContextManager[Any]] | None = None,
         lut: LatencyTable | None = None,
         latency_mode: str = "auto",
+        energy: bool = False,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {list(LATENCY_MODES)}, got {latency_mode!r}")
@@ -139,6 +152,10 @@ class CandidateEvaluator:
         self.phase = phase if phase is not None else (lambda name: contextlib.nullcontext())
         self.lut = lut
         self.latency_mode = latency_mode
+        self.energy = energy
+        self._energy_profiler: EnergyProfiler | None = None
+        #: How the last energy figure was obtained, for people (the meter, or the power model and its source).
+        self.energy_detail: str | None = None
         # A table measured on another machine describes a device that is not here: predict, never time.
         self.device_here = lut is None or _measured_here(lut, profile)
 
@@ -204,6 +221,10 @@ class CandidateEvaluator:
                     lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
                 median_ms, iqr_ms = lat.median_ms, lat.iqr_ms
             cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
+            memory = estimate_peak_memory(tmp, self.input_shape, batch_size=self.profile.batch_size)
+            extra: dict[str, Any] = {"peak_memory_mb": memory.peak_memory_mb}
+            if self.energy:
+                extra.update(self.measure_energy(tmp, median_ms, measured=self.device_here))
         finally:
             Path(tmp).unlink(missing_ok=True)
         t2 = time.perf_counter()
@@ -216,9 +237,61 @@ class CandidateEvaluator:
             "flops": float(cost.flops),
             "macs": float(cost.macs),
             "latency_predicted": float(method == "lut"),
+            **extra,
         }
         self.cache.put(cache_key, metrics)
         return dict(metrics)
+
+    def energy_profiler(self) -> EnergyProfiler:
+        """How this profile's energy is obtained (built once): NVML, RAPL, or an explicit estimate.
+
+        Where the profile gives no power model and the CPU is not in codecarbon's TDP table, codecarbon's own
+        convention for unknown CPUs (4 W per logical core) is used, so that the search's energy objective and
+        its sustainability report rest on the same assumption; the figure says so in its fallback reason.
+        """
+        if self._energy_profiler is None:
+            try:
+                self._energy_profiler = energy_profiler_from_profile(self.profile)
+            except EnergyMeterError as e:
+                if self.profile.device != "cpu":
+                    raise
+                cores = os.cpu_count() or 1
+                self._energy_profiler = EstimatedEnergy(
+                    tdp_w=4.0 * cores,
+                    utilisation=min(1.0, self.profile.intra_op_threads / cores),
+                    source="codecarbon's default for CPUs missing from its table: 4 W per logical core",
+                    subtract_idle=self.profile.subtract_idle,
+                    fallback_reason=str(e),
+                )
+        return self._energy_profiler
+
+    def measure_energy(self, onnx_path: str | Path, latency_ms: float, *, measured: bool) -> dict[str, Any]:
+        """``energy_mj`` per inference and how it was obtained (``energy_method``, ``energy_detail``).
+
+        An estimate needs no second run: it is the power model times the latency already measured (or
+        predicted). A meter (NVML, RAPL) runs the model in a sustained loop.
+        """
+        meter = self.energy_profiler()
+        if isinstance(meter, EstimatedEnergy):
+            watts = meter.power_w - ((meter.model_idle_w or 0.0) if meter.subtract_idle else 0.0)
+            reason = f" (fallback: {meter.fallback_reason})" if meter.fallback_reason else ""
+            self.energy_detail = meter._formula() + reason
+            return {"energy_mj": watts * latency_ms, "energy_method": "estimated"}  # W x ms = mJ
+        if not measured:
+            raise EnergyMeterError(
+                f"profile {self.profile.name!r} meters energy on its device, which is not on this machine: "
+                "give the profile a power model (idle_w, tdp_w) to estimate energy away from it"
+            )
+        with self.measure_lock():
+            r = measure_energy(
+                onnx_path,
+                self.input_shape,
+                latency=self.latency,
+                energy=meter,
+                batch_size=self.profile.batch_size,
+            )
+        self.energy_detail = r.detail
+        return {"energy_mj": r.energy_mj, "energy_method": r.method}
 
 
 ProgressFactory = Callable[[], Any]
@@ -428,6 +501,7 @@ class Experiment:
             phase=tracker.phase,
             lut=load_lut(self.profile),
             latency_mode=cfg.evaluation.latency,
+            energy=_wants(cfg, "energy_mj"),
         )
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
@@ -478,9 +552,11 @@ class Experiment:
             phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
 
             t = time.perf_counter()
+            if evaluator.energy_detail is not None:
+                storage.set_meta("energy_detail", evaluator.energy_detail)
             with tracker.phase("export"):
                 models = export_front(study, evaluator, self.run_dir)
-                write_outputs(self.run_dir, study, models)
+                write_outputs(self.run_dir, study, models, energy_detail=storage.get_meta("energy_detail"))
             phase["export"] = time.perf_counter() - t
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
             hv = study.hypervolume()
@@ -511,6 +587,13 @@ class Experiment:
             )
             for o in self.objectives
         ]
+
+
+def _wants(cfg: SearchConfig, metric: str) -> bool:
+    """Whether the search optimises or constrains ``metric``."""
+    return metric in cfg.search.objectives or any(
+        Constraint.parse(c).metric == metric for c in cfg.search.constraints
+    )
 
 
 def _checkpoint_epochs(path: Path) -> int:
@@ -665,15 +748,22 @@ def export_model(
     )
 
 
-def write_outputs(run_dir: Path, study: Study, models: list[ModelRecord]) -> None:
+def write_outputs(
+    run_dir: Path, study: Study, models: list[ModelRecord], *, energy_detail: str | None = None
+) -> None:
     """``pareto.json``, ``trials.csv`` and ``pareto.png``, all derived from the study."""
     objectives = study.objectives
-    pareto = {
+    methods = {t.number: t.metrics.get("energy_method") for t in study.trials}
+    pareto: dict[str, Any] = {
         "objectives": [o.to_dict() for o in objectives],
         "hypervolume": study.hypervolume(),
         "reference": {o.name: o.reference for o in objectives},
-        "models": [m.to_dict() for m in models],
+        "models": [
+            {**m.to_dict(), **({"energy_method": methods[m.id]} if methods.get(m.id) else {})} for m in models
+        ],
     }
+    if energy_detail is not None:
+        pareto["energy"] = {"per": "inference", "unit": "mJ", "detail": energy_detail}
     _atomic_write(run_dir / "pareto.json", json.dumps(pareto, indent=2))
     write_trials_csv(run_dir / "trials.csv", study)
     from nas._plots import plot_front
