@@ -16,6 +16,7 @@ from nas._data import (
     load_dataset,
     load_digits,
 )
+from nas._distributed import ClusterError, EvaluationPool, EvaluatorRecipe, MeasureLock, executor_for
 from nas._evaluate import evaluate_error, evaluate_subnet, recalibrate_bn
 from nas._experiment import CandidateEvaluator, Experiment, ModelRecord, RunError, SearchResult, reexport
 from nas._export import export_onnx, read_metadata, verify_onnx
@@ -32,10 +33,14 @@ __all__ = [
     "Arch",
     "Budgets",
     "CandidateEvaluator",
+    "ClusterError",
     "ConfigError",
     "DataSplits",
     "DatasetError",
+    "EvaluationPool",
+    "EvaluatorRecipe",
     "Experiment",
+    "MeasureLock",
     "ModelRecord",
     "ReportError",
     "ReportFiles",
@@ -51,6 +56,7 @@ __all__ = [
     "arch_parts",
     "evaluate_error",
     "evaluate_subnet",
+    "executor_for",
     "export_onnx",
     "from_datasets",
     "group_importance",

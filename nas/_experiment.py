@@ -518,6 +518,7 @@ class Experiment:
             storage.set_meta("supernet", spec.to_dict())
             storage.set_meta("profile", self.profile.name)
             finished = sum(tr.state.finished for tr in study.trials)
+            finished_numbers = {tr.number for tr in study.trials if tr.state.finished}
             remaining = 0 if stopped_in_training else max(0, cfg.search.trials - finished)
 
             def objective(trial: Trial) -> Mapping[str, float]:
@@ -539,14 +540,24 @@ class Experiment:
                 return tracker.check_budgets() is not None
 
             self.reporter.start_search(cfg.search.trials, done=finished)
-            with tracker.phase("search_overhead"):
-                study.optimize(
-                    objective,
-                    n_trials=remaining,
-                    callbacks=[record_energy, self.reporter.trial],
-                    should_stop=should_stop,
-                    trial_timeout_s=cfg.execution.trial_timeout_s,
-                )
+            from nas._distributed import executor_for  # it builds evaluators of this module on workers
+
+            ex = cfg.execution
+            with executor_for(workers=ex.workers or None, scheduler=ex.scheduler) as pool:
+                remote = pool.client is not None
+                # Workers get the supernet once; their evaluation energy is the machine's, counted as a phase.
+                with tracker.phase("candidate_evaluation" if remote else "search_overhead"):
+                    study.optimize(
+                        pool.objective(evaluator) if remote else objective,
+                        n_trials=remaining,
+                        executor=pool.executor,
+                        n_parallel=pool.n_parallel,
+                        callbacks=[record_energy, self.reporter.trial],
+                        should_stop=should_stop,
+                        trial_timeout_s=ex.trial_timeout_s,
+                    )
+                if remote:
+                    _apportion_energy(study, storage, tracker, before=finished_numbers)
             cache.save()
             phase["search"] = time.perf_counter() - t
             phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
@@ -587,6 +598,22 @@ class Experiment:
             )
             for o in self.objectives
         ]
+
+
+def _apportion_energy(
+    study: Study, storage: SQLiteStorage, tracker: SearchTracker, *, before: set[int]
+) -> None:
+    """Per-trial energy when workers evaluated: the energy of this session's evaluation phase, shared out
+    in proportion to each trial's duration (workers on other machines are not metered here)."""
+    spent = tracker.totals.get("candidate_evaluation")
+    trials = [t for t in study.trials if t.number not in before and t.state.finished and t.duration_s]
+    total_s = sum(t.duration_s or 0.0 for t in trials)
+    if spent is None or not trials or total_s <= 0 or not tracker.enabled:
+        return
+    for t in trials:
+        share = spent.energy_kwh * (t.duration_s or 0.0) / total_s
+        attrs = {"energy_kwh": share, "energy_method": f"{tracker.method} (shared out by duration)"}
+        storage.update_trial(t.replace(attrs={**t.attrs, **attrs}))
 
 
 def _wants(cfg: SearchConfig, metric: str) -> bool:

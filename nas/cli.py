@@ -201,6 +201,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from nas._experiment import Experiment
     from nas._progress import ProgressReporter
 
+    if args.workers and args.scheduler:
+        raise UsageError(
+            "give --workers N (a local cluster) or --scheduler ADDRESS (an existing one), not both"
+        )
     if args.resume:
         if args.config:
             raise UsageError(
@@ -353,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hardware_profiles import ProfileError
     from nas._config import ConfigError
     from nas._data import DatasetError
+    from nas._distributed import ClusterError
     from nas._experiment import RunError
     from profilers import LutError
     from search import StorageError
@@ -366,7 +371,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ConfigError, ProfileError, DatasetError, RunError, StorageError, UsageError, LutError) as e:
+    except (
+        ConfigError,
+        ProfileError,
+        DatasetError,
+        RunError,
+        StorageError,
+        UsageError,
+        LutError,
+        ClusterError,
+    ) as e:
         print(f"hwnas: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except _Interrupted as e:

@@ -46,6 +46,19 @@ def cfg(tmp_path):
         (["search", "--name", "../escape"], "may hold only letters"),
         (["export", "/nonexistent/run", "--id", "3"], "not an hwnas run directory"),
         (["export", "/tmp", "--id", "x"], "expected a whole number"),
+        (["search", "--resume", "/nonexistent/run"], "nothing to resume"),
+        (["search", "--resume", "/tmp", "--config", "c.yaml"], "leave out --config"),
+        (["search", "--max-time", "soon"], "a duration is a number with an optional unit"),
+        (["search", "--max-time", "0s"], "must be above 0"),
+        (["search", "--max-energy-kwh", "-1"], "must be above 0"),
+        (["search", "--max-co2-kg", "lots"], "expected a number"),
+        (["search", "--scheduler", "localhost:8786"], "tcp://HOST:8786"),
+        (["search", "--workers", "-2"], "must be 0 or more"),
+        (["search", "--trial-timeout", "never"], "a duration"),
+        (["search", "--country", "FRANCE"], "tracking.country_iso_code"),
+        (["profile-device", "--out", "table.txt"], "must end in .json"),
+        (["profile-device", "--out", "t.json", "--profile", "nope"], "local-cpu"),
+        (["report", "/nonexistent/run"], "/nonexistent/run"),
         ([], ""),
     ],
 )
@@ -71,6 +84,14 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
         ("- just\n- a list\n", "top level must be a mapping"),
         ("search: {trials: 3\n", "not valid YAML"),
         ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),
+        ("evaluation:\n  latency: guess\n", "evaluation.latency"),
+        ("budget:\n  max_energy_kwh: -0.5\n", "budget.max_energy_kwh"),
+        ("budget:\n  max_time: forever\n", "budget.max_time"),
+        ("budget:\n  max_kwh: 1\n", "unknown key 'budget.max_kwh'; did you mean 'max_energy_kwh'?"),
+        ("tracking:\n  enable: false\n", "did you mean 'enabled'?"),
+        ("execution:\n  scheduler: 8786\n", "execution.scheduler"),
+        ("search:\n  objectives: [error, energy]\n", "valid: error, latency_ms, energy_mj, peak_memory_mb"),
+        ("evaluation:\n  latency: predict\n", "has none; measure one with: hwnas profile-device"),
     ],
 )
 def test_bad_config_files(text, expected, cfg, capsys, tmp_path):
@@ -102,3 +123,14 @@ def test_console_script_prints_no_traceback():
     proc = subprocess.run([*cmd, "search", "--strategy", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown strategy 'nope'" in proc.stderr
+
+
+def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_path, capsys, cfg):
+    code = main(["search", "--config", cfg("supernet:\n  epochs: 1\nsearch:\n  trials: 2\n  population: 2\ntracking:\n  enabled: false\n"), "--out", str(tmp_path), "--name", "r"])  # noqa: E501
+    assert code == 0
+    capsys.readouterr()
+    db = tmp_path / "r" / "study.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    code, out, err = run(["search", "--resume", str(tmp_path / "r"), "--trials", "4"], capsys)
+    assert code == 2 and "not a readable SQLite study file" in err and len(err.strip().splitlines()) == 1
+    assert db.read_bytes() == b"this is not a database at all" * 100
