@@ -21,6 +21,7 @@ __all__ = [
     "SupernetConfig",
     "TrackingConfig",
     "load_config",
+    "make_strategy",
     "parse_duration",
     "resume_config",
 ]
@@ -34,9 +35,40 @@ OBJECTIVE_UNITS: dict[str, str] = {
     "params": "count",
     "flops": "FLOPs",
 }
-STRATEGY_NAMES = ("nsga2", "random")
 DATASET_NAMES = ("digits", "cifar10")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def strategy_names() -> list[str]:
+    """Names ``search.strategy`` accepts: every strategy registered in ``search.STRATEGIES``."""
+    from search import STRATEGIES
+
+    return list(STRATEGIES)
+
+
+def make_strategy(section: SearchSection, *, seed: int) -> Any:
+    """The strategy a search section names, with its options (and ``population`` where it has one)."""
+    import inspect
+
+    from search import STRATEGIES
+
+    cls = STRATEGIES[section.strategy]
+    params = inspect.signature(cls.__init__).parameters
+    options = dict(section.strategy_options)
+    unknown = sorted(set(options) - set(params) - {"self"})
+    if unknown:
+        valid = [p for p in params if p not in ("self", "seed")]
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"strategy {section.strategy!r} has no option {unknown[0]!r}{hint} (valid: {', '.join(valid) or 'none'})"
+        )
+    if "population_size" in params and "population_size" not in options:
+        options["population_size"] = section.population
+    try:
+        return cls(seed=seed, **options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"strategy {section.strategy!r}: {e}") from None
 
 
 class ConfigError(ValueError):
@@ -118,13 +150,21 @@ class SearchSection(_Section):
     population: int = Field(default=16, ge=2)
     objectives: tuple[str, ...] = ("error", "latency_ms")
     constraints: tuple[str, ...] = ()
+    #: keyword arguments of the strategy's constructor, e.g. {min_fidelity: 0.25, eta: 3} for bayes
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, v: str) -> str:
-        if v not in STRATEGY_NAMES:
-            raise ValueError(f"unknown strategy {v!r}; valid: {', '.join(STRATEGY_NAMES)}")
+        names = strategy_names()
+        if v not in names:
+            raise ValueError(f"unknown strategy {v!r}; valid: {', '.join(names)}")
         return v
+
+    @model_validator(mode="after")
+    def _strategy_accepts_options(self) -> SearchSection:
+        make_strategy(self, seed=0)  # a wrong option fails here, with the strategy's own message
+        return self
 
     @field_validator("objectives")
     @classmethod

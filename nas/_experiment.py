@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from hardware_profiles import HardwareProfile, load_profile
-from nas._config import OBJECTIVE_UNITS, SearchConfig
+from nas._config import OBJECTIVE_UNITS, SearchConfig, make_strategy
 from nas._data import DataSplits, load_dataset
 from nas._evaluate import evaluate_error, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
@@ -43,9 +43,7 @@ from profilers import (
     measure_energy,
 )
 from search import (
-    STRATEGIES,
     Constraint,
-    NSGA2Strategy,
     Objective,
     SQLiteStorage,
     Strategy,
@@ -395,10 +393,7 @@ class Experiment:
         return finished < self.config.search.trials or any(not t.state.finished for t in trials)
 
     def make_strategy(self) -> Strategy:
-        s = self.config.search
-        if s.strategy == "nsga2":
-            return NSGA2Strategy(population_size=s.population, seed=self.config.seed)
-        return STRATEGIES[s.strategy](seed=self.config.seed)  # type: ignore[call-arg]
+        return make_strategy(self.config.search, seed=self.config.seed)  # type: ignore[no-any-return]
 
     # -- the run -------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -506,14 +501,17 @@ class Experiment:
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
             objectives = self._objectives_with_reference(storage, evaluator, spec)
-            study = Study(
-                space=spec.search_space(),
-                objectives=objectives,
-                strategy=self.make_strategy(),
-                constraints=self.constraints,
-                storage=storage,
-                annotate=lambda params: {"arch": spec.arch_from_params(params)},
-            )
+            try:
+                study = Study(
+                    space=spec.search_space(),
+                    objectives=objectives,
+                    strategy=self.make_strategy(),
+                    constraints=self.constraints,
+                    storage=storage,
+                    annotate=lambda params: {"arch": spec.arch_from_params(params)},
+                )
+            except ValueError as e:  # a strategy that cannot search this space says why
+                raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
             storage.set_meta("config", cfg.model_dump(mode="json"))
             storage.set_meta("supernet", spec.to_dict())
             storage.set_meta("profile", self.profile.name)

@@ -447,7 +447,8 @@ def _hypervolume_curve(run: _Run, reference: Sequence[float], name: str) -> tupl
         else:
             missing += 1
         energy.append(spent)
-        if t.state is TrialState.COMPLETE and t.violation == 0.0 and run._has_values(t):
+        # Lower-fidelity results are estimates of a multi-fidelity search, not points of the front.
+        if t.state is TrialState.COMPLETE and t.violation == 0.0 and t.fidelity >= 1.0 and run._has_values(t):
             p = signs * np.array([float(t.metrics[n]) for n in run.names])
             if not np.any(np.all(front <= p, axis=1)):
                 front = np.vstack([front[~np.all(p <= front, axis=1)], p])
@@ -475,9 +476,12 @@ def _front_series(run: _Run, name: str) -> FrontSeries:
     values = np.array([[float(t.metrics[n]) for n in run.names] for t in done]).reshape(-1, len(run.names))
     feasible = np.array([t.violation == 0.0 for t in done], dtype=bool)
     on_front = np.zeros(len(done), dtype=bool)
-    if feasible.any():  # values are read by name, so the objectives' order in the study does not matter
+    # The front is made of full-fidelity results when there are any (lower fidelities are estimates).
+    top = 1.0 if any(t.fidelity >= 1.0 for t in done) else max((t.fidelity for t in done), default=1.0)
+    eligible = feasible & np.array([t.fidelity >= top for t in done], dtype=bool)
+    if eligible.any():  # values are read by name, so the objectives' order in the study does not matter
         signs = np.array([o.sign for o in run.objectives])
-        on_front[feasible] = non_dominated_mask(values[feasible] * signs)
+        on_front[eligible] = non_dominated_mask(values[eligible] * signs)
     exported = {int(m["id"]) for m in run.models if _number(m.get("id"))}
     return FrontSeries(
         name=name,

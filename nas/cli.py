@@ -88,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--seed", type=_non_negative_int, metavar="N", help="seed of data split, training and search"
     )
-    s.add_argument("--strategy", help="search strategy: nsga2 (default) or random")
+    s.add_argument("--strategy", help="search strategy: nsga2 (default), random, grid, evolution, rl, bayes")
+    s.add_argument(
+        "--strategy-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the strategy, e.g. min_fidelity=0.25 (repeatable)",
+    )
     s.add_argument("--population", type=_positive_int, metavar="N", help="NSGA-II population size")
     s.add_argument("--epochs", type=_positive_int, metavar="N", help="supernet training epochs")
     s.add_argument("--objectives", metavar="A,B", help="comma-separated: error, latency_ms, params, flops")
@@ -189,6 +195,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["search.objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if args.constraint:
         out["search.constraints"] = list(args.constraint)
+    if args.strategy_option:
+        import yaml
+
+        options: dict[str, Any] = {}
+        for text in args.strategy_option:
+            key, sep, value = text.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"--strategy-option takes KEY=VALUE, e.g. min_fidelity=0.25, got {text!r}")
+            options[key.strip()] = yaml.safe_load(value)
+        out["search.strategy_options"] = options
     return out
 
 

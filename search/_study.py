@@ -229,8 +229,14 @@ class Study:
 
     @property
     def best_trials(self) -> list[Trial]:
-        """The Pareto-optimal feasible trials (see :func:`search.pareto_trials`)."""
-        return pareto_trials(self.trials, self.objectives)
+        """The Pareto-optimal trials (see :func:`search.pareto_trials`), at full fidelity.
+
+        Results at a lower fidelity are cheaper estimates (a multi-fidelity strategy's early rungs): they
+        stand for the front only while no trial has been evaluated at fidelity 1.
+        """
+        trials = self.trials
+        full = [t for t in trials if t.fidelity >= 1.0 and t.state is TrialState.COMPLETE]
+        return pareto_trials(full if full else trials, self.objectives)
 
     def hypervolume(self, reference: Sequence[float] | None = None) -> float:
         """Hypervolume of the feasible front, in minimized objective space.

@@ -137,3 +137,18 @@ def test_hypervolume_and_non_dominated():
     assert non_dominated_mask(F).tolist() == [True, True, True, False]
     assert hypervolume(F, [4, 4]) == pytest.approx(6.0)
     assert hypervolume([[5, 5]], [4, 4]) == 0.0
+
+
+def test_the_front_is_made_of_full_fidelity_trials_once_there_are_any():
+    from search import Choice, Objective, RandomStrategy, Space, Study
+
+    study = Study(space=Space({"x": Choice([1, 2, 3])}), objectives=[Objective("a"), Objective("b")],
+                  strategy=RandomStrategy(seed=0))
+    study.enqueue({"x": 1}, fidelity=0.25)
+    cheap = study.ask()
+    study.tell(cheap, {"a": 0.0, "b": 0.0})  # looks best, but only at a quarter of the budget
+    assert [t.number for t in study.best_trials] == [cheap.number]
+    study.enqueue({"x": 2})
+    full = study.ask()
+    study.tell(full, {"a": 1.0, "b": 1.0})
+    assert [t.number for t in study.best_trials] == [full.number]
