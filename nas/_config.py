@@ -198,6 +198,12 @@ class EvalConfig(_Section):
     calib_samples: int = Field(default=256, ge=16)
     val_fraction: float = Field(default=1.0, gt=0, le=1)
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    finetune_steps: int = Field(
+        default=0,
+        ge=0,
+        description="SGD steps of fine-tuning per candidate at fidelity 1 (fidelity f: f x steps)",
+    )
+    finetune_lr: float = Field(default=0.01, gt=0)
     latency: Literal["auto", "measure", "predict"] = Field(
         default="auto",
         description="with a profile's lookup table: predict at low fidelity or away from the device (auto), "

@@ -125,6 +125,8 @@ class EvaluatorRecipe:
     profile: HardwareProfile
     calib_samples: int = 512
     exporter: str = "torchscript"
+    #: further keyword arguments of :class:`CandidateEvaluator` (lookup table, latency mode, energy, fine-tuning)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -161,6 +163,7 @@ class EvaluatorRecipe:
         profile: HardwareProfile,
         calib_samples: int = 512,
         exporter: str = "torchscript",
+        options: Mapping[str, Any] | None = None,
     ) -> EvaluatorRecipe:
         """The recipe of an evaluator of ``supernet`` (its weights are copied to the CPU)."""
         state = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
@@ -171,6 +174,7 @@ class EvaluatorRecipe:
             profile=profile,
             calib_samples=calib_samples,
             exporter=exporter,
+            options=dict(options or {}),
         )
 
     @classmethod
@@ -182,6 +186,7 @@ class EvaluatorRecipe:
             profile=evaluator.profile,
             calib_samples=evaluator.calib_samples,
             exporter=evaluator.exporter,
+            options=evaluator.settings(),
         )
 
     def build(
@@ -209,6 +214,7 @@ class EvaluatorRecipe:
             exporter=self.exporter,
             work_dir=work_dir,
             measure_lock=measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile),
+            **dict(self.options),
         )
 
 

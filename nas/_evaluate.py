@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from nas._supernet import Supernet
 
-__all__ = ["evaluate_error", "evaluate_subnet", "recalibrate_bn"]
+__all__ = ["evaluate_error", "evaluate_subnet", "finetune", "recalibrate_bn"]
 
 ImageDataset = Dataset[tuple[Tensor, int]]
 
@@ -218,3 +218,51 @@ def _batches(
             x = torch.stack([item[0] for item in items])
             y = torch.as_tensor([int(item[1]) for item in items])
         yield x.to(device, torch.float32), y.to(device, torch.long)
+
+
+def finetune(
+    model: nn.Module,
+    data: ImageDataset,
+    *,
+    steps: int,
+    lr: float = 0.01,
+    batch_size: int = 64,
+    seed: int = 0,
+    calib_samples: int = 256,
+) -> nn.Module:
+    """Fine-tunes a standalone subnet for ``steps`` SGD steps on ``data``, then re-estimates its batch norms.
+
+    The batches are drawn with ``seed`` (the same seed gives the same model), with momentum 0.9 and a cosine
+    learning rate from ``lr`` to 0. With ``steps == 0`` the model is returned untouched. Left in eval mode.
+
+    Example:
+        >>> from nas import SupernetSpec
+        >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
+        >>> net = Supernet(spec).subnet(spec.smallest_arch())
+        >>> data = TensorDataset(torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,)))
+        >>> finetune(net, data, steps=3).training
+        False
+    """
+    if steps <= 0:
+        return model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    n = len(data)  # type: ignore[arg-type]
+    device = _device(model)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    # Dropout draws from torch's global generator: fork it, so the result depends on ``seed`` only.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(steps):
+            idx = torch.randint(0, n, (min(batch_size, n),), generator=gen).tolist()
+            items = [data[i] for i in idx]
+            x = torch.stack([it[0] for it in items]).to(device)
+            y = torch.tensor([int(it[1]) for it in items], device=device)
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+            sched.step()
+    recalibrate_bn(model, data, num_samples=calib_samples)
+    return model.eval()

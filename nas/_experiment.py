@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import yaml
 from hardware_profiles import HardwareProfile, load_profile
 from nas._config import OBJECTIVE_UNITS, SearchConfig, make_strategy
 from nas._data import DataSplits, load_dataset
-from nas._evaluate import evaluate_error, recalibrate_bn
+from nas._evaluate import evaluate_error, finetune, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
 from nas._lut import predict_latency
 from nas._space import Arch, SupernetSpec, arch_key
@@ -105,7 +106,9 @@ class CandidateEvaluator:
     once per run (a repeated arch returns the cached metrics), and latencies are cached by
     ``(arch, profile, batch size, input shape)`` across runs that share a cache file.
 
-    Fidelity ``f`` in (0, 1] scores on an evenly spaced ``f`` share of the validation split.
+    Fidelity ``f`` in (0, 1] scores on an evenly spaced ``f`` share of the validation split, after
+    ``round(f x finetune_steps)`` steps of fine-tuning (none by default); with a lookup table and
+    ``latency_mode="auto"``, latency is predicted below fidelity 1 and measured at fidelity 1.
     """
 
     def __init__(
@@ -123,6 +126,8 @@ class CandidateEvaluator:
         lut: LatencyTable | None = None,
         latency_mode: str = "auto",
         energy: bool = False,
+        finetune_steps: int = 0,
+        finetune_lr: float = 0.01,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {list(LATENCY_MODES)}, got {latency_mode!r}")
@@ -151,11 +156,24 @@ class CandidateEvaluator:
         self.lut = lut
         self.latency_mode = latency_mode
         self.energy = energy
+        self.finetune_steps = finetune_steps
+        self.finetune_lr = finetune_lr
         self._energy_profiler: EnergyProfiler | None = None
         #: How the last energy figure was obtained, for people (the meter, or the power model and its source).
         self.energy_detail: str | None = None
         # A table measured on another machine describes a device that is not here: predict, never time.
         self.device_here = lut is None or _measured_here(lut, profile)
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments, besides supernet, data, profile and the process-local hooks, that build an
+        evaluator scoring like this one (sent to distributed workers)."""
+        return {
+            "lut": self.lut,
+            "latency_mode": self.latency_mode,
+            "energy": self.energy,
+            "finetune_steps": self.finetune_steps,
+            "finetune_lr": self.finetune_lr,
+        }
 
     def latency_method(self, fidelity: float) -> str:
         """``"measured"`` (ONNX Runtime on this device) or ``"lut"`` (predicted from the lookup table).
@@ -168,10 +186,25 @@ class CandidateEvaluator:
             return "lut"
         return "measured"
 
-    def calibrated_subnet(self, arch: Arch) -> torch.nn.Module:
-        """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data."""
+    def calibrated_subnet(self, arch: Arch, fidelity: float = 1.0) -> torch.nn.Module:
+        """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data.
+
+        With ``finetune_steps``, it is then fine-tuned for ``round(fidelity x finetune_steps)`` steps (seeded
+        by the arch, so the exported model is the one that was scored at fidelity 1).
+        """
         model = self.supernet.subnet(arch)
         recalibrate_bn(model, self.data.train, num_samples=self.calib_samples)
+        steps = round(fidelity * self.finetune_steps)
+        if steps:
+            seed = int(hashlib.sha256(arch_key(arch).encode()).hexdigest()[:8], 16)
+            finetune(
+                model,
+                self.data.train,
+                steps=steps,
+                lr=self.finetune_lr,
+                seed=seed,
+                calib_samples=self.calib_samples,
+            )
         return model.eval()
 
     def __call__(self, trial: Trial) -> dict[str, float]:
@@ -185,7 +218,7 @@ class CandidateEvaluator:
             return dict(self._scored[key])
         t0 = time.perf_counter()
         with self.phase("candidate_evaluation"):
-            model = self.calibrated_subnet(arch)
+            model = self.calibrated_subnet(arch, fidelity)
             error = evaluate_error(model, self.data.val, fraction=fidelity)
         t1 = time.perf_counter()
         with self.phase("profiling"):
@@ -497,6 +530,8 @@ class Experiment:
             lut=load_lut(self.profile),
             latency_mode=cfg.evaluation.latency,
             energy=_wants(cfg, "energy_mj"),
+            finetune_steps=cfg.evaluation.finetune_steps,
+            finetune_lr=cfg.evaluation.finetune_lr,
         )
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
@@ -898,6 +933,8 @@ def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = Non
         profile=load_profile(config.profile),
         calib_samples=config.evaluation.calib_samples,
         exporter=config.evaluation.exporter,
+        finetune_steps=config.evaluation.finetune_steps,
+        finetune_lr=config.evaluation.finetune_lr,
     )
     arch = supernet.spec.arch_from_params(trial.params)
     target = Path(out) if out is not None else run / "models" / f"{trial_id}.onnx"
