@@ -598,6 +598,16 @@ class Experiment:
             t = time.perf_counter()
             if evaluator.energy_detail is not None:
                 storage.set_meta("energy_detail", evaluator.energy_detail)
+            if evaluator.energy:
+                meter = evaluator.energy_profiler()
+                methods = sorted(
+                    {str(tr.metrics["energy_method"]) for tr in study.trials if "energy_method" in tr.metrics}
+                )
+                tracker.extra["inference_energy"] = {
+                    "method": ", ".join(methods) or None,
+                    "fallback_reason": meter.fallback_reason,
+                    "detail": storage.get_meta("energy_detail"),
+                }
             with tracker.phase("export"):
                 models = export_front(study, evaluator, self.run_dir)
                 write_outputs(self.run_dir, study, models, energy_detail=storage.get_meta("energy_detail"))

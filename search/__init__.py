@@ -11,34 +11,46 @@ Example:
     8
 """
 
-from search._base import Strategy, Suggestion
+from search._base import Strategy, StrategyExhausted, Suggestion
+from search._bayes import BayesStrategy
+from search._evolution import EvolutionStrategy
+from search._grid import GridStrategy
 from search._nsga2 import NSGA2Strategy
 from search._pareto import hypervolume, non_dominated_mask, pareto_trials
 from search._random import RandomStrategy
+from search._rl import RLStrategy
 from search._space import Choice, Float, Integer, Param, Space
 from search._storage import InMemoryStorage, SQLiteStorage, Storage, StorageError
 from search._study import Study, optimize
 from search._trial import Constraint, Objective, Trial, TrialState
 
 #: Strategies selectable by name (``hwnas search --strategy NAME``).
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (NSGA2Strategy, RandomStrategy)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (NSGA2Strategy, RandomStrategy, GridStrategy, EvolutionStrategy, RLStrategy, BayesStrategy)
+}
 
 __all__ = [
     "STRATEGIES",
+    "BayesStrategy",
     "Choice",
     "Constraint",
+    "EvolutionStrategy",
     "Float",
+    "GridStrategy",
     "InMemoryStorage",
     "Integer",
     "NSGA2Strategy",
     "Objective",
     "Param",
+    "RLStrategy",
     "RandomStrategy",
     "SQLiteStorage",
     "Space",
     "Storage",
     "StorageError",
     "Strategy",
+    "StrategyExhausted",
     "Study",
     "Suggestion",
     "Trial",

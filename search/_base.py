@@ -10,7 +10,12 @@ from typing import Any, ClassVar
 from search._space import Space
 from search._trial import Objective, Trial
 
-__all__ = ["Strategy", "Suggestion"]
+__all__ = ["Strategy", "StrategyExhausted", "Suggestion"]
+
+
+class StrategyExhausted(RuntimeError):
+    """Raised by ``ask()`` when a strategy will never propose anything again (every point of a grid has
+    been proposed and told), so a study can stop instead of waiting."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,17 @@ class Strategy(abc.ABC):
 
     A strategy owns its random state: it takes ``seed`` in its constructor and never uses the global
     ``random`` or ``numpy.random`` state, so the same seed and the same results give the same proposals.
+    An ``ask()`` that returns ``None`` changes nothing, so a fresh strategy fed the same asks and tells in
+    the same order proposes the same points: this is how :class:`search.Study` resumes a stored study.
+
+    Contract checked for every registered strategy by ``tests/search/test_conformance.py``:
+
+    - proposals validate against the space (forbidden combinations included) and their ``attrs`` are
+      JSON-ready, so they survive the SQLite storage;
+    - ``ask()`` returns ``None`` only while some of its own proposals are still pending, and may raise
+      :class:`StrategyExhausted` when it has nothing left to propose;
+    - trials the strategy did not propose (enqueued by a person), FAILED and PRUNED trials are accepted;
+    - maximized objectives behave exactly like their negation minimized.
     """
 
     #: short name used by ``hwnas search --strategy``.

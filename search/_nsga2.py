@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -37,30 +38,46 @@ class _SpaceSampling(Sampling):
         super().__init__()
         self._space = space
 
-    def _do(self, problem: Problem, n_samples: int, random_state: np.random.Generator | None = None, **kwargs: object) -> np.ndarray:
+    def _do(
+        self,
+        problem: Problem,
+        n_samples: int,
+        random_state: np.random.Generator | None = None,
+        **kwargs: object,
+    ) -> np.ndarray:
         rng = random_state if random_state is not None else np.random.default_rng()
         return np.array([self._space.encode(self._space.sample(rng)) for _ in range(n_samples)], dtype=float)
 
 
 class _SnapToSpace(Repair):
-    """Rounds discrete dimensions to the nearest valid value after crossover and mutation."""
+    """Rounds discrete dimensions to the nearest valid value after crossover and mutation, and replaces a
+    point that the space forbids by a fresh draw from the space (with the algorithm's random state)."""
 
     def __init__(self, space: Space) -> None:
         super().__init__()
         self._space = space
 
     def _do(self, problem: Problem, X: np.ndarray, **kwargs: object) -> np.ndarray:
-        return np.array([self._space.encode(self._space.decode(x)) for x in X], dtype=float)
+        rng = kwargs.get("random_state")
+        out = []
+        for x in X:
+            params = self._space.decode(x)
+            if self._space.is_forbidden(params):
+                if not isinstance(rng, np.random.Generator):  # pymoo always passes one; stay deterministic
+                    rng = np.random.default_rng(zlib.crc32(np.asarray(x, dtype=float).tobytes()))
+                params = self._space.sample(rng)
+            out.append(self._space.encode(params))
+        return np.array(out, dtype=float).reshape(len(X), -1)
 
 
 class NSGA2Strategy(Strategy):
     """NSGA-II (Deb et al. 2002) from pymoo: non-dominated sorting and crowding distance survival.
 
     Points are encoded as vectors (choice index, integer value, real value), recombined by simulated
-    binary crossover and polynomial mutation, then snapped back into the space. Duplicates of earlier
-    points are eliminated by pymoo. A generation of ``population_size`` points is asked one by one; the
-    next generation is bred when all of them have been told, so ``ask`` returns ``None`` while some are
-    still pending.
+    binary crossover and polynomial mutation, then snapped back into the space (a child that the space
+    forbids is replaced by a fresh draw from the space). Duplicates of earlier points are eliminated by
+    pymoo. A generation of ``population_size`` points is asked one by one; the next generation is bred
+    when all of them have been told, so ``ask`` returns ``None`` while some are still pending.
 
     Args:
         population_size: points per generation (the first one is sampled uniformly).
@@ -136,7 +153,9 @@ class NSGA2Strategy(Strategy):
             batch = self._algorithm.ask()  # type: ignore[attr-defined]
             if batch is None or len(batch) == 0:
                 # Duplicate elimination found no new child: the population has converged. Start afresh.
-                batch = Population.new(X=np.array([self.space.encode(self.space.sample(self._algorithm.random_state)) for _ in range(self.population_size)]))  # type: ignore[attr-defined]
+                rng = self._algorithm.random_state  # type: ignore[attr-defined]
+                fresh = [self.space.encode(self.space.sample(rng)) for _ in range(self.population_size)]
+                batch = Population.new(X=np.array(fresh))
             self._batch = batch
             self._queue = deque(range(len(batch)))
             self._told = {}
@@ -164,4 +183,3 @@ class NSGA2Strategy(Strategy):
             self._algorithm.tell(infills=self._batch)  # type: ignore[attr-defined]
             self._batch = None
             self.generation += 1
-

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from search._base import Strategy, Suggestion
+from search._base import Strategy, StrategyExhausted, Suggestion
 from search._pareto import hypervolume, pareto_trials
 from search._space import Space
 from search._storage import InMemoryStorage, Storage, StorageError
@@ -293,7 +293,10 @@ class Study:
             for _ in range(n_trials):
                 if should_stop is not None and should_stop():
                     return
-                trial = self.ask()
+                try:
+                    trial = self.ask()
+                except StrategyExhausted:  # a finite strategy (grid) has proposed everything
+                    return
                 if trial is None:
                     raise RuntimeError(
                         f"{type(self.strategy).__name__} proposed nothing with no trial in flight"
@@ -310,11 +313,16 @@ class Study:
             raise ValueError(f"n_parallel must be >= 1, got {n_parallel}")
         in_flight: dict[cf.Future[Mapping[str, Any]], Trial] = {}
         deadline: dict[cf.Future[Mapping[str, Any]], float] = {}
+        exhausted = False
         started = 0
         while started < n_trials or in_flight:
-            stopping = should_stop is not None and should_stop()
+            stopping = exhausted or (should_stop is not None and should_stop())
             while not stopping and started < n_trials and len(in_flight) < n_parallel:
-                trial = self.ask()
+                try:
+                    trial = self.ask()
+                except StrategyExhausted:  # nothing left to propose: finish the trials in flight
+                    exhausted = stopping = True
+                    break
                 if trial is None:
                     break
                 future = executor.submit(objective, trial)
@@ -322,7 +330,7 @@ class Study:
                 deadline[future] = time.monotonic() + (trial_timeout_s or math.inf)
                 started += 1
             if not in_flight:
-                if stopping or started >= n_trials:
+                if stopping or exhausted or started >= n_trials:
                     return
                 raise RuntimeError(f"{type(self.strategy).__name__} proposed nothing with no trial in flight")
             wait_s = max(0.0, min(deadline[f] for f in in_flight) - time.monotonic())
@@ -366,6 +374,8 @@ def _plain(value: Any) -> Any:
 
 def _space_difference(stored: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     a, b = dict(stored.get("params", stored)), dict(now.get("params", now))
+    if a.pop("$forbid", None) != b.pop("$forbid", None):
+        return "its forbidden combinations changed"
     added, removed = sorted(set(b) - set(a)), sorted(set(a) - set(b))
     changed = sorted(k for k in set(a) & set(b) if a[k] != json.loads(json.dumps(b[k])))
     parts = []

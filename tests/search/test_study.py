@@ -152,3 +152,15 @@ def test_the_front_is_made_of_full_fidelity_trials_once_there_are_any():
     full = study.ask()
     study.tell(full, {"a": 1.0, "b": 1.0})
     assert [t.number for t in study.best_trials] == [full.number]
+
+
+def test_a_grid_that_runs_out_ends_the_search_cleanly():
+    import concurrent.futures as cf
+
+    from search import Choice, GridStrategy, Objective, Space, Study
+
+    for executor in (None, cf.ThreadPoolExecutor(2)):
+        study = Study(space=Space({"x": Choice([1, 2, 3])}), objectives=[Objective("a")],
+                      strategy=GridStrategy(seed=0))
+        study.optimize(lambda t: {"a": t.params["x"]}, n_trials=10, executor=executor, n_parallel=2)
+        assert sorted(t.params["x"] for t in study.trials) == [1, 2, 3]

@@ -1,0 +1,379 @@
+"""Bayesian multi-objective, multi-fidelity search: GP surrogates inside Hyperband brackets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from search._base import Strategy, Suggestion
+from search._gp import GaussianProcess, normal_cdf
+from search._hyperband import Bracket, hyperband_schedule
+from search._operators import mutate, point_key, sample_many, sample_new
+from search._ranking import TIE_BREAKS, feasible_first_order
+from search._space import Choice, Space
+from search._trial import Objective, Trial, TrialState
+
+__all__ = ["BayesStrategy"]
+
+BACKENDS = ("numpy", "botorch")
+_RHO = 0.05  # augmentation of the Chebyshev scalarisation (ParEGO)
+_N_MC = 64  # posterior samples per candidate for the expected improvement
+_FRONT = 10  # best observed configurations whose mutants join the candidate set
+_REFIT_GROWTH = 0.1  # hyperparameters are re-estimated when the data has grown by this share
+
+
+class BayesStrategy(Strategy):
+    """Gaussian-process Bayesian optimisation of several objectives, inside Hyperband brackets.
+
+    **Fidelity.** With ``min_fidelity < 1`` new configurations start in Hyperband brackets (Li et al.
+    2018) of successive halving: bracket ``s`` runs its configurations at fidelity ``eta**-s`` and, each
+    time a rung has been told, promotes its best ``1 / eta`` to the next rung (``eta`` times the
+    fidelity, up to 1): best means feasible first, then lower non-dominated rank, then larger crowding
+    distance (or hypervolume contribution, ``promotion="hypervolume"``). The others are pruned. A promotion
+    is a suggestion with the same params at the higher fidelity; ``attrs`` carry ``bracket``, ``rung`` and
+    ``config`` (the configuration's number in its bracket). Brackets overlap: while a rung waits for its
+    last members, the next bracket starts, so ``ask`` never returns ``None``. With ``min_fidelity=1``
+    (the default) every bracket is a single configuration at fidelity 1: plain Bayesian optimisation;
+    ``min_fidelity=1/9, eta=3`` gives brackets of 9, 5 and 3 configurations, as in BOHB.
+
+    **Surrogates.** One GP per objective (minimized values; Matern-5/2 kernel with one lengthscale per
+    input, hyperparameters by maximum marginal likelihood with weak priors, see
+    :class:`search._gp.GaussianProcess`) over the encoded space in ``[0, 1]^d``:
+    ``Integer`` and ``Float`` (log-scaled when ``log``) min-max scaled, a ``Choice`` as its index when its
+    values are increasing numbers (or it has two values), one-hot otherwise. The GPs take fidelity as one
+    more input (``log`` fidelity scaled to ``[0, 1]``) and learn from every observation, at every fidelity;
+    they are queried at fidelity 1. FAILED trials never reach the objective GPs; as soon as some trial is
+    infeasible or FAILED, a further GP of ``log1p(violation)`` (FAILED counting as the worst seen) gives
+    the probability that a candidate is feasible.
+
+    **Acquisition** (``backend="numpy"``, the default): ParEGO (Knowles 2006). Each new configuration
+    draws weights uniformly from the simplex and scores candidates by the expected improvement of the
+    augmented Chebyshev scalarisation of the normalised objectives over the best feasible observed
+    configuration, estimated with 64 posterior samples, times the probability of feasibility (that
+    probability alone until something feasible has been seen). ``backend="botorch"`` fits BoTorch
+    ``SingleTaskGP`` models (Matern-5/2, ARD) and scores candidates with qLogNEHVI (qLogNEI for one
+    objective), constraints as an outcome; it needs ``pip install hwnas[bayes]``.
+
+    Candidates are ``n_candidates`` uniform draws plus about ``n_candidates / 2`` mutants of the ten
+    best observed configurations, all allowed by the space and not proposed before; the first
+    ``n_initial`` configurations are uniform draws.
+
+    **Cost**, measured on a shared 2-core machine (one thread; two objectives; 10 parameters, 12 encoded
+    inputs; 512 random candidates): the numpy backend ran 500 trials in 77 s, 0.15 s per trial on average
+    (0.07 s around 100 observations, 0.28 s around 500). Its hyperparameters are re-estimated each time
+    the data has grown by 10% (from two starts when it has doubled: 5 s at 500 observations); in between
+    the GPs are only conditioned. The BoTorch backend refits its models at every new configuration and
+    scores the candidates with qLogNEHVI: 3 to 4 s per new configuration at 50 to 100 observations, 7 to 9
+    s at 200 and 27 to 31 s at 500, so it is not the default.
+
+    Args:
+        min_fidelity: lowest fidelity a bracket starts at, in (0, 1]; 1 turns brackets off.
+        eta: successive-halving rate (keep ``1 / eta`` of a rung, ``eta`` times the fidelity), at least 2.
+        n_initial: configurations drawn uniformly before the surrogates take over.
+        n_candidates: uniform candidates scored per new configuration.
+        backend: ``"numpy"`` (ParEGO, no dependency) or ``"botorch"`` (qLogNEHVI).
+        promotion: ``"crowding"`` or ``"hypervolume"``, the tie-break within a non-dominated front.
+        seed: seed of the strategy's random state.
+
+    Example:
+        >>> from search import BayesStrategy, Float, Integer, Space, optimize
+        >>> space = Space({"x": Float(0, 1), "n": Integer(0, 4)})
+        >>> study = optimize(lambda p: (p["x"] + p["n"], (1 - p["x"]) ** 2), space, ["minimize", "minimize"],
+        ...                  BayesStrategy(n_initial=4, seed=0), budget=8)
+        >>> len(study.trials)
+        8
+    """
+
+    name = "bayes"
+
+    def __init__(
+        self,
+        *,
+        min_fidelity: float = 1.0,
+        eta: int = 3,
+        n_initial: int = 10,
+        n_candidates: int = 512,
+        backend: str = "numpy",
+        promotion: str = "crowding",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < min_fidelity <= 1.0:
+            raise ValueError(f"min_fidelity must be in (0, 1], got {min_fidelity}")
+        if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+            raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
+        if n_initial < 1:
+            raise ValueError(f"n_initial must be at least 1, got {n_initial}")
+        if n_candidates < 1:
+            raise ValueError(f"n_candidates must be at least 1, got {n_candidates}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if promotion not in TIE_BREAKS:
+            raise ValueError(f"promotion must be one of {TIE_BREAKS}, got {promotion!r}")
+        if backend == "botorch":
+            from search._botorch import require_botorch
+
+            require_botorch()
+        self.min_fidelity = min_fidelity
+        self.eta = eta
+        self.n_initial = n_initial
+        self.n_candidates = n_candidates
+        self.backend = backend
+        self.promotion = promotion
+        self._seed = seed
+        self._schedule = hyperband_schedule(min_fidelity, eta)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rng = np.random.default_rng(self._seed)
+        self._brackets: dict[int, Bracket] = {}
+        self._n_brackets = 0
+        self._newest: Bracket | None = None
+        self._n_new = 0
+        self._seen: set[tuple[Any, ...]] = set()
+        # observations: encoded params (fidelity column included), minimized values, violation
+        self._X: list[np.ndarray] = []
+        self._F: list[np.ndarray] = []
+        self._violation: list[float] = []
+        self._obs: list[tuple[dict[str, Any], float]] = []
+        self._failed_X: list[np.ndarray] = []
+        self._gps: list[GaussianProcess] = []
+        self._fitted_n: list[int] = []
+        self._restarted_n: list[int] = []
+
+    def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
+        super().setup(space, objectives)
+        self._reset()
+        self._encoder = _Encoder(space, self.min_fidelity)
+        self._gps = [GaussianProcess(self._encoder.dim) for _ in range(len(objectives) + 1)]
+        self._fitted_n = [0] * len(self._gps)
+        self._restarted_n = [0] * len(self._gps)
+
+    @property
+    def brackets(self) -> list[Bracket]:
+        """The brackets still running, oldest first."""
+        return list(self._brackets.values())
+
+    # -- ask / tell ----------------------------------------------------------------------------------
+    def ask(self) -> Suggestion:
+        for bracket in self._brackets.values():
+            nxt = bracket.next_promotion()
+            if nxt is not None:
+                rung, config = nxt
+                return self._suggest(bracket, rung, config)
+        if self._newest is None or self._newest.slots_left <= 0:
+            fidelities, sizes = self._schedule[self._n_brackets % len(self._schedule)]
+            self._newest = Bracket(self._n_brackets, fidelities, sizes, tie_break=self.promotion)
+            self._brackets[self._n_brackets] = self._newest
+            self._n_brackets += 1
+        params = self._propose()
+        self._n_new += 1
+        self._seen.add(point_key(self.space, params))
+        return self._suggest(self._newest, 0, self._newest.add(params))
+
+    def _suggest(self, bracket: Bracket, rung: int, config: int) -> Suggestion:
+        attrs = {"bracket": bracket.index, "rung": rung, "config": config}
+        return Suggestion(dict(bracket.configs[config]), fidelity=bracket.fidelities[rung], attrs=attrs)
+
+    def tell(self, trial: Trial) -> None:
+        complete = trial.state is TrialState.COMPLETE and trial.values is not None
+        values = np.asarray(trial.minimized(self.objectives), dtype=float) if complete else None
+        violation = float(trial.violation or 0.0) if complete else math.inf
+        index, rung, config = (trial.attrs.get(k) for k in ("bracket", "rung", "config"))
+        if all(isinstance(v, int) for v in (index, rung, config)) and index in self._brackets:
+            bracket = self._brackets[index]  # type: ignore[index]
+            bracket.record(rung, config, values, violation)  # type: ignore[arg-type]
+            if bracket.finished:
+                del self._brackets[bracket.index]
+        if trial.state is TrialState.PRUNED:
+            return
+        try:
+            x = self._encoder.encode([trial.params], [trial.fidelity])[0]
+            self._seen.add(point_key(self.space, trial.params))
+        except (KeyError, ValueError, TypeError):
+            return  # not a point of this space
+        if values is not None:
+            self._X.append(x)
+            self._F.append(values)
+            self._violation.append(violation)
+            self._obs.append((dict(trial.params), trial.fidelity))
+        else:
+            self._failed_X.append(x)
+
+    # -- proposals -----------------------------------------------------------------------------------
+    def _propose(self) -> dict[str, Any]:
+        space = self.space
+        if self._n_new < self.n_initial or len(self._F) < 2:
+            return sample_new(space, self._rng, self._seen)
+        candidates = self._candidates()
+        if not candidates:
+            return sample_new(space, self._rng, self._seen)
+        Xc = self._encoder.encode(candidates, [1.0] * len(candidates))
+        if self.backend == "botorch":
+            index = self._acquire_botorch(Xc)
+        else:
+            index = self._acquire_numpy(Xc)
+        return candidates[index]
+
+    def _candidates(self) -> list[dict[str, Any]]:
+        space, rng = self.space, self._rng
+        out: list[dict[str, Any]] = []
+        keys: set[tuple[Any, ...]] = set()
+
+        def add(params: dict[str, Any] | None) -> None:
+            if params is None:
+                return
+            key = point_key(space, params)
+            if key not in self._seen and key not in keys:
+                keys.add(key)
+                out.append(params)
+
+        for params in sample_many(space, rng, self.n_candidates):
+            add(params)
+        front = self._front()
+        per = max(1, self.n_candidates // (2 * max(1, len(front))))
+        for parent in front:
+            for _ in range(per):
+                add(mutate(space, parent, rng, tries=3))
+        return out
+
+    def _front(self) -> list[dict[str, Any]]:
+        """The best observed configurations (each at its highest observed fidelity), best first."""
+        best: dict[tuple[Any, ...], int] = {}
+        for i, (params, fidelity) in enumerate(self._obs):
+            key = point_key(self.space, params)
+            if key not in best or fidelity >= self._obs[best[key]][1]:
+                best[key] = i
+        rows = sorted(best.values())
+        order = feasible_first_order(np.array([self._F[i] for i in rows]), [self._violation[i] for i in rows])
+        return [self._obs[rows[i]][0] for i in order[:_FRONT]]
+
+    def _fit(self, j: int, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
+        """Conditions GP ``j``; re-estimates its hyperparameters when the data has grown by 10% (at least
+        2 points), from the defaults too each time the data has doubled."""
+        n, last, restarted = len(y), self._fitted_n[j], self._restarted_n[j]
+        refit = n - last >= max(2, int(_REFIT_GROWTH * last)) or last == 0
+        restart = refit and n >= 2 * restarted
+        if refit:
+            self._fitted_n[j] = n
+        if restart:
+            self._restarted_n[j] = n
+        return self._gps[j].fit(X, y, optimize=refit, restart=restart)
+
+    def _feasibility(self) -> tuple[np.ndarray, float] | None:
+        """Targets of the feasibility GP (``log1p(violation)``, FAILED as the worst seen) and the threshold
+        below which a prediction counts as feasible; ``None`` while every trial has been feasible."""
+        v = np.array(self._violation)
+        if not self._failed_X and not np.any(v > 0):
+            return None
+        t = np.log1p(np.minimum(v, 1e12))
+        worst = 1.0 + (float(t[np.isfinite(t)].max()) if len(t) else 0.0)
+        t = np.where(np.isfinite(t), t, worst)
+        t = np.concatenate([t, np.full(len(self._failed_X), worst)])
+        positive = t[t > 0]
+        tau = 0.5 * float(positive.min()) if len(positive) else 0.5
+        return t, tau
+
+    def _acquire_numpy(self, Xc: np.ndarray) -> int:
+        X, F = np.array(self._X), np.array(self._F)
+        m = F.shape[1]
+        mu, var = np.empty((len(Xc), m)), np.empty((len(Xc), m))
+        gps = [self._fit(j, X, F[:, j]) for j in range(m)]
+        for j, gp in enumerate(gps):
+            mu[:, j], var[:, j] = gp.predict(Xc)
+        lo, hi = F.min(axis=0), F.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        w = self._rng.dirichlet(np.ones(m))
+
+        def scalarise(G: np.ndarray) -> np.ndarray:
+            g = (G - lo) / span
+            return np.max(w * g, axis=-1) + _RHO * np.sum(w * g, axis=-1)
+
+        feasible = np.array(self._violation) == 0.0
+        best: float | None = None
+        if np.any(feasible):
+            configs = [p for (p, _), ok in zip(self._obs, feasible) if ok]
+            Xb = self._encoder.encode(configs, [1.0] * len(configs))
+            mb = np.column_stack([gp.predict(Xb)[0] for gp in gps])
+            best = float(scalarise(mb).min())
+        Z = self._rng.standard_normal((_N_MC, len(Xc), m))
+        samples = scalarise(mu + np.sqrt(var) * Z)  # _N_MC x candidates
+        pof = np.ones(len(Xc))
+        feas = self._feasibility()
+        if feas is not None:
+            t, tau = feas
+            Xf = np.vstack([X, np.array(self._failed_X)]) if self._failed_X else X
+            mc, vc = self._fit(m, Xf, t).predict(Xc)
+            pof = normal_cdf((tau - mc) / np.sqrt(vc))
+        if best is None:
+            acq = pof
+        else:
+            acq = np.maximum(best - samples, 0.0).mean(axis=0) * pof
+        if not np.any(acq > 0):  # flat acquisition: the lowest expected scalarisation
+            return int(np.argmin(scalarise(mu) - pof))
+        return int(np.argmax(acq))
+
+    def _acquire_botorch(self, Xc: np.ndarray) -> int:
+        from search._botorch import select
+
+        X, F = np.array(self._X), np.array(self._F)
+        constraint = None
+        feas = self._feasibility()
+        if feas is not None:
+            t, tau = feas
+            Xf = np.vstack([X, np.array(self._failed_X)]) if self._failed_X else X
+            constraint = (Xf, t, tau)
+        feasible = np.array(self._violation) == 0.0
+        configs = [p for (p, _), ok in zip(self._obs, feasible) if ok] or [p for p, _ in self._obs]
+        X_baseline = self._encoder.encode(configs, [1.0] * len(configs))
+        return select(X, F, Xc, X_baseline, constraint=constraint, seed=int(self._rng.integers(2**31)))
+
+
+class _Encoder:
+    """Params (and fidelity) -> rows in ``[0, 1]^dim``; see :class:`BayesStrategy` for the scheme."""
+
+    def __init__(self, space: Space, min_fidelity: float) -> None:
+        self._space = space
+        self._columns: list[tuple[str, str, Any]] = []
+        for name, p in space.items():
+            if isinstance(p, Choice):
+                k = len(p.values)
+                if k == 1:
+                    continue
+                kind = "ordinal" if k == 2 or _increasing_numbers(p.values) else "onehot"
+                self._columns.append((name, kind, p))
+            else:
+                lo, hi = p.bounds()
+                if hi > lo:
+                    self._columns.append((name, "number", p))
+        self._log_range = -math.log(min_fidelity) if min_fidelity < 1.0 else 0.0
+        widths = [len(p.values) if kind == "onehot" else 1 for _, kind, p in self._columns]
+        self.dim = max(1, sum(widths) + (1 if self._log_range else 0))
+
+    def encode(self, points: Sequence[Mapping[str, Any]], fidelities: Sequence[float]) -> np.ndarray:
+        cols: list[np.ndarray] = []
+        for name, kind, p in self._columns:
+            if kind == "number":
+                lo, hi = p.bounds()
+                cols.append((np.array([p.encode(q[name]) for q in points], dtype=float) - lo) / (hi - lo))
+            else:
+                idx = np.array([p.index(q[name]) for q in points], dtype=int)
+                if kind == "ordinal":
+                    cols.append(idx / (len(p.values) - 1))
+                else:
+                    cols.extend(np.eye(len(p.values))[idx].T)
+        if self._log_range:
+            f = np.clip(np.asarray(fidelities, dtype=float), math.exp(-self._log_range), 1.0)
+            cols.append(1.0 + np.log(f) / self._log_range)
+        if not cols:
+            return np.zeros((len(points), 1))
+        return np.column_stack(cols)
+
+
+def _increasing_numbers(values: Sequence[Any]) -> bool:
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return len(nums) == len(values) and all(a < b for a, b in itertools.pairwise(nums))

@@ -1,0 +1,44 @@
+"""Feasible-first ranking, shared by the evolution tournament and successive-halving promotion."""
+
+import numpy as np
+import pytest
+
+from search._ranking import crowding_distance, feasible_first_order, hypervolume_contributions, pareto_ranks
+
+
+def test_feasible_rows_come_first_by_front_then_infeasible_by_violation():
+    F = [[1.0, 1.0], [0.0, 0.0], [3.0, 3.0], [0.0, 2.0], [2.0, 0.0], [5.0, 5.0]]
+    v = [0.0, 2.0, 0.0, 0.0, 0.0, np.inf]
+    order = feasible_first_order(F, v).tolist()
+    # front 0 of the feasible rows: 3, 4 and 0 (row 0 (1,1) is dominated by neither (0,2) nor (2,0))
+    assert set(order[:3]) == {0, 3, 4}
+    assert order[3:] == [2, 1, 5]  # feasible front 1, then violation 2.0, then a FAILED row (inf)
+
+
+def test_within_a_front_the_boundary_and_sparse_rows_come_first():
+    F = np.array([[0.0, 1.0], [0.1, 0.9], [0.5, 0.5], [1.0, 0.0]])
+    order = feasible_first_order(F, np.zeros(4)).tolist()
+    assert set(order[:2]) == {0, 3}  # the extremes (infinite crowding distance)
+    assert order[2:] == [2, 1]  # (0.5, 0.5) lies in a sparser region than (0.1, 0.9)
+    hv = feasible_first_order(F, np.zeros(4), tie_break="hypervolume").tolist()
+    # exclusive contributions with the reference at 1.1: 0.01, 0.04, 0.2 and 0.05
+    assert hv == [2, 3, 1, 0]
+
+
+def test_pareto_ranks_crowding_and_contributions():
+    F = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    assert pareto_ranks(F).tolist() == [0, 0, 1, 2]
+    assert crowding_distance(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]])).tolist() == [np.inf, 2.0, np.inf]
+    contrib = hypervolume_contributions(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]))
+    assert contrib == pytest.approx([0.1 * 0.5, 0.5 * 0.5, 0.5 * 0.1])
+
+
+def test_one_objective_and_ties_keep_the_row_order():
+    assert feasible_first_order([[3.0], [1.0], [2.0], [1.0]], [0.0, 0.0, 0.0, 0.0]).tolist()[:2] in (
+        [1, 3],
+        [3, 1],
+    )
+    assert feasible_first_order([[0.0], [0.0]], [1.0, 1.0]).tolist() == [0, 1]
+    assert feasible_first_order(np.zeros((0, 2)), []).tolist() == []
+    with pytest.raises(ValueError, match="tie_break"):
+        feasible_first_order([[0.0]], [0.0], tie_break="random")
