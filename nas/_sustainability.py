@@ -31,6 +31,8 @@ from typing import Any
 
 __all__ = ["BudgetExceeded", "Budgets", "PhaseTotals", "SearchTracker", "method_of"]
 
+_CODECARBON_SAID: list[str] = []
+
 PHASES = ("supernet_training", "candidate_evaluation", "profiling", "search_overhead", "export")
 _ENERGY_FIELDS = ("cpu_energy", "gpu_energy", "ram_energy", "energy_consumed", "emissions", "water_consumed")
 
@@ -245,7 +247,11 @@ class SearchTracker:
             logger.setLevel(level)
             logger.propagate = propagate
             self._tracker = None
-        self.fallbacks.extend(m for m in self._capture.messages if m not in self.fallbacks)
+        # codecarbon warns about its fallbacks once per process (its hardware detection is cached): keep
+        # what it said for the later runs of this process, which fall back the same way.
+        if self.enabled:
+            _CODECARBON_SAID.extend(m for m in self._capture.messages if m not in _CODECARBON_SAID)
+            self.fallbacks.extend(m for m in _CODECARBON_SAID if m not in self.fallbacks)
         self._gather_task_files()
         self.write()
 
