@@ -327,7 +327,7 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     print(f"measuring every part of the search space on this machine with profile {profile.name!r} ...")
 
     def progress(i: int, total: int, key: str) -> None:
-        if i % 25 == 0 or i == total:
+        if i % 100 == 0 or i == total:
             print(f"  {i}/{total}  {key}", flush=True)
 
     table, records = measure_table(
