@@ -37,10 +37,10 @@ from profilers import (
     LatencyTable,
     LutError,
     MeasurementCache,
-    OnnxRuntimeLatency,
     count_params_and_flops,
     energy_profiler_from_profile,
     estimate_peak_memory,
+    latency_profiler_from_profile,
     measure_energy,
 )
 from search import (
@@ -141,7 +141,8 @@ class CandidateEvaluator:
         self.profile = profile
         self.calib_samples = calib_samples
         self.exporter = exporter
-        self.latency = OnnxRuntimeLatency.from_profile(profile)
+        # ONNX Runtime times the exported file; a ``runtime: torch`` profile times the PyTorch module itself.
+        self.latency = latency_profiler_from_profile(profile)
         self.cache = cache if cache is not None else MeasurementCache()
         self.input_shape = tuple(profile.input_shape or data.input_shape)
         self._work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="hwnas-"))
@@ -249,13 +250,17 @@ class CandidateEvaluator:
                 median_ms, iqr_ms = predict_latency(self.lut, self.spec, arch, self.input_shape), 0.0
             else:
                 with self.measure_lock():
-                    lat = self.latency.measure(tmp, self.input_shape, batch_size=self.profile.batch_size)
+                    lat = self.latency.measure(
+                        self._runnable(tmp, model), self.input_shape, batch_size=self.profile.batch_size
+                    )
                 median_ms, iqr_ms = lat.median_ms, lat.iqr_ms
             cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
             memory = estimate_peak_memory(tmp, self.input_shape, batch_size=self.profile.batch_size)
             extra: dict[str, Any] = {"peak_memory_mb": memory.peak_memory_mb}
             if self.energy:
-                extra.update(self.measure_energy(tmp, median_ms, measured=self.device_here))
+                extra.update(
+                    self.measure_energy(self._runnable(tmp, model), median_ms, measured=self.device_here)
+                )
         finally:
             Path(tmp).unlink(missing_ok=True)
         t2 = time.perf_counter()
@@ -296,7 +301,11 @@ class CandidateEvaluator:
                 )
         return self._energy_profiler
 
-    def measure_energy(self, onnx_path: str | Path, latency_ms: float, *, measured: bool) -> dict[str, Any]:
+    def _runnable(self, onnx_path: str | Path, model: torch.nn.Module) -> Any:
+        """What the profile's runtime measures: the ONNX file, or the module for ``runtime: torch``."""
+        return model if self.profile.runtime == "torch" else onnx_path
+
+    def measure_energy(self, onnx_path: Any, latency_ms: float, *, measured: bool) -> dict[str, Any]:
         """``energy_mj`` per inference and how it was obtained (``energy_method``, ``energy_detail``).
 
         An estimate needs no second run: it is the power model times the latency already measured (or
