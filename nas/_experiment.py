@@ -851,21 +851,24 @@ def write_outputs(
 
 
 def write_trials_csv(path: Path, study: Study) -> None:
-    """One row per trial: state, fidelity, objectives, other metrics, violation, duration, failure, arch."""
+    """One row per trial: state, fidelity, objectives, other metrics, violation, duration, the energy the search
+    spent on it (``search_energy_kwh`` and its method), failure, arch."""
     trials = study.trials
     names = [o.name for o in study.objectives]
     extra = sorted({k for t in trials for k in t.metrics} - set(names))
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            ["number", "state", "fidelity", *names, *extra, "violation", "duration_s", "failure", "arch"]
-        )
+        w.writerow([
+            "number", "state", "fidelity", *names, *extra, "violation", "duration_s",
+            "search_energy_kwh", "search_energy_method", "failure", "arch",
+        ])  # fmt: skip
         for t in trials:
             arch = t.attrs.get("arch", dict(t.params))
             w.writerow([
                 t.number, t.state.value, t.fidelity, *[_fmt(t.metrics.get(n)) for n in [*names, *extra]],
-                _fmt(t.violation), _fmt(t.duration_s), t.error or "", json.dumps(arch, separators=(",", ":")),
+                _fmt(t.violation), _fmt(t.duration_s), _fmt(t.attrs.get("energy_kwh")),
+                t.attrs.get("energy_method") or "", t.error or "", json.dumps(arch, separators=(",", ":")),
             ])  # fmt: skip
     os.replace(tmp, path)
 

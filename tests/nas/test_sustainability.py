@@ -67,6 +67,9 @@ def test_each_trial_records_the_energy_spent_on_it(tracked):
     s = json.loads((tracked.run_dir / "sustainability.json").read_text())
     spent = sum(p["energy_kwh"] for p in s["phases"] if p["name"] in ("candidate_evaluation", "profiling"))
     assert sum(t.attrs["energy_kwh"] for t in trials) <= spent * 1.0001
+    rows = list(csv.DictReader((tracked.run_dir / "trials.csv").open()))
+    assert [float(r["search_energy_kwh"]) for r in rows] == [t.attrs["energy_kwh"] for t in trials]
+    assert {r["search_energy_method"] for r in rows} == {"estimated"}
 
 
 def test_the_report_is_written_at_the_end_of_a_search(tracked):
