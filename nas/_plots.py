@@ -31,9 +31,7 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     pairs = list(itertools.combinations(range(len(objectives)), 2)) or [(0, 0)]
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.2), squeeze=False)
     for ax, (i, j) in zip(axes[0], pairs):
-        label = lambda k: (
-            f"{objectives[k].name} ({objectives[k].unit})" if objectives[k].unit else objectives[k].name
-        )
+        label = lambda k: _label(objectives[k].name, objectives[k].unit)
         if i == j:
             ax.plot([t.number for t in done], [t.values[i] for t in done], ".", color="0.6")
             ax.set_xlabel("trial")

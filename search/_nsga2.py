@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pymoo.core.population import Population
@@ -21,6 +23,14 @@ __all__ = ["NSGA2Strategy"]
 # What a FAILED trial looks like to pymoo: worst on every objective and far outside every constraint,
 # so survival ranks it last; NaN never reaches the algorithm.
 _FAILED_VALUE = 1e30
+# Generations in a row made only of points evaluated before, after which the population starts afresh.
+_MAX_KNOWN_GENERATIONS = 20
+
+
+def _point_key(params: Any) -> str:
+    return json.dumps(
+        dict(params), sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v)
+    )
 
 
 class _SpaceProblem(Problem):
@@ -119,6 +129,7 @@ class NSGA2Strategy(Strategy):
         self._batch: Population | None = None
         self._queue: deque[int] = deque()
         self._told: dict[int, tuple[np.ndarray, float]] = {}
+        self._memory: dict[str, tuple[np.ndarray, float]] = {}
         self.generation = 0
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
@@ -141,24 +152,50 @@ class NSGA2Strategy(Strategy):
         # The study decides when to stop; pymoo's own termination must never end the run first.
         algorithm.setup(_SpaceProblem(space, len(objectives)), termination=get_termination("n_gen", 10**9))
         self._algorithm = algorithm
-        self._batch, self._queue, self._told = None, deque(), {}
+        self._batch, self._queue, self._told, self._memory = None, deque(), {}, {}
         self.generation = 0
 
     def ask(self) -> Suggestion | None:
         if self._algorithm is None:
             raise RuntimeError("NSGA2Strategy.setup(space, objectives) has not been called")
-        if not self._queue:
+        known_generations = 0
+        while not self._queue:
             if self._batch is not None:
                 return None  # this generation still has members in flight
             batch = self._algorithm.ask()  # type: ignore[attr-defined]
-            if batch is None or len(batch) == 0:
-                # Duplicate elimination found no new child: the population has converged. Start afresh.
+            exhausted = known_generations >= _MAX_KNOWN_GENERATIONS
+            if batch is None or len(batch) == 0 or exhausted:
+                # No new child (duplicate elimination, or only points seen before): the population has
+                # converged. Start afresh.
                 rng = self._algorithm.random_state  # type: ignore[attr-defined]
-                fresh = [self.space.encode(self.space.sample(rng)) for _ in range(self.population_size)]
+                fresh, keys = [], set()
+                for _ in range(50 * self.population_size):  # new points first, while the space has some
+                    point = self.space.sample(rng)
+                    key = _point_key(point)
+                    if key not in self._memory and key not in keys:
+                        fresh.append(self.space.encode(point))
+                        keys.add(key)
+                        if len(fresh) == self.population_size:
+                            break
+                exhausted = not fresh
+                while len(fresh) < (self.population_size if exhausted else 1):
+                    fresh.append(self.space.encode(self.space.sample(rng)))
                 batch = Population.new(X=np.array(fresh))
+                known_generations = 0
             self._batch = batch
-            self._queue = deque(range(len(batch)))
+            self._queue = deque()
             self._told = {}
+            # pymoo removes duplicates within a generation only; a child evaluated in an earlier one gets
+            # its stored result instead of a trial, so the budget goes to new points.
+            for i in range(len(batch)):
+                seen = self._memory.get(_point_key(self.space.decode(batch[i].X)))
+                if seen is None or exhausted:  # a small space may hold nothing new: repeat points then
+                    self._queue.append(i)
+                else:
+                    self._told[i] = seen
+            if not self._queue:
+                known_generations += 1
+                self._finish_generation()
         index = self._queue.popleft()
         x = self._batch[index].X
         return Suggestion(self.space.decode(x), attrs={"generation": self.generation, "member": index})
@@ -174,12 +211,19 @@ class NSGA2Strategy(Strategy):
             f = np.full(len(self.objectives), _FAILED_VALUE)
             violation = _FAILED_VALUE
         self._told[index] = (f, min(violation, _FAILED_VALUE))
+        if trial.state is TrialState.COMPLETE and trial.fidelity >= 1.0:
+            self._memory[_point_key(trial.params)] = self._told[index]
         if len(self._told) == len(self._batch) and not self._queue:
-            F = np.array([self._told[i][0] for i in range(len(self._batch))])
-            G = np.array([[self._told[i][1]] for i in range(len(self._batch))])
-            self._batch.set("F", F, "G", G)
-            for ind in self._batch:
-                ind.evaluated.update({"F", "G", "H"})  # pymoo derives CV and feasibility from G
-            self._algorithm.tell(infills=self._batch)  # type: ignore[attr-defined]
-            self._batch = None
-            self.generation += 1
+            self._finish_generation()
+
+    def _finish_generation(self) -> None:
+        """Hands the generation's results to pymoo (survival of the fittest) and moves on."""
+        assert self._batch is not None and self._algorithm is not None
+        F = np.array([self._told[i][0] for i in range(len(self._batch))])
+        G = np.array([[self._told[i][1]] for i in range(len(self._batch))])
+        self._batch.set("F", F, "G", G)
+        for ind in self._batch:
+            ind.evaluated.update({"F", "G", "H"})  # pymoo derives CV and feasibility from G
+        self._algorithm.tell(infills=self._batch)  # type: ignore[attr-defined]
+        self._batch = None
+        self.generation += 1
