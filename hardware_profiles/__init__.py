@@ -81,6 +81,9 @@ class HardwareProfile:
         input_shape: ``(C, H, W)`` of one sample, or ``None`` to take it from the dataset.
         warmup_runs: Untimed runs before timing starts.
         timed_runs: Timed runs; at least ``MIN_TIMED_RUNS``.
+        timing_rounds: Sessions one latency measurement opens and times (warm-up and ``timed_runs`` runs
+            each); the lowest median is kept. Interference only ever adds time, and a session's speed can
+            depend on where its buffers landed, so a few rounds give a figure that repeats (1: one session).
         energy: How energy is obtained: ``"nvml"`` (NVIDIA GPU counters, ``device: cuda``), ``"rapl"`` (CPU
             counters under ``/sys/class/powercap``, ``device: cpu``), ``"estimate"`` (the power model below) or
             ``"auto"`` (measure where possible, else estimate, and say why).
@@ -115,6 +118,7 @@ class HardwareProfile:
     input_shape: tuple[int, int, int] | None = None
     warmup_runs: int = 10
     timed_runs: int = 50
+    timing_rounds: int = 1
     energy: str = "auto"
     energy_min_duration_s: float = 1.0
     subtract_idle: bool = False
@@ -183,7 +187,9 @@ class HardwareProfile:
             raise ProfileError(
                 f"{where}: provider_options device_id must be a GPU index >= 0, got {device_id!r}"
             )
-        for key in ("intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs"):
+        for key in (
+            "intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs", "timing_rounds",
+        ):  # fmt: skip
             value = getattr(self, key)
             minimum = 0 if key == "warmup_runs" else 1
             if not _is_int(value) or value < minimum:

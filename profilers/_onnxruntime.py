@@ -104,6 +104,8 @@ class OnnxRuntimeLatency(LatencyProfiler):
         inter_op_threads: Threads across operators.
         warmup_runs: Untimed runs before timing (>= 0).
         timed_runs: Timed runs (>= 30).
+        rounds: Sessions timed, each with its warm-up and ``timed_runs`` runs; the one with the lowest median
+            is the result (1: one session).
         optimization_level: ONNX Runtime graph optimisation: ``"disable"``, ``"basic"``, ``"extended"`` or
             ``"all"``.
         seed: Seed of the generator that draws the input.
@@ -131,6 +133,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         inter_op_threads: int = 1,
         warmup_runs: int = 10,
         timed_runs: int = 50,
+        rounds: int = 1,
         optimization_level: str = "all",
         seed: int = 0,
         device: str | None = None,
@@ -156,6 +159,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
             ("inter_op_threads", inter_op_threads, 1),
             ("warmup_runs", warmup_runs, 0),
             ("timed_runs", timed_runs, MIN_TIMED_RUNS),
+            ("rounds", rounds, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 why = (
@@ -186,6 +190,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         self.inter_op_threads = inter_op_threads
         self.warmup_runs = warmup_runs
         self.timed_runs = timed_runs
+        self.rounds = rounds
         self.optimization_level = optimization_level
         self.seed = seed
         self.device = device if device is not None else _device_of(providers, provider_options)
@@ -209,6 +214,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
             inter_op_threads=profile.inter_op_threads,
             warmup_runs=profile.warmup_runs,
             timed_runs=profile.timed_runs,
+            rounds=profile.timing_rounds,
             seed=seed,
         )
 
@@ -344,6 +350,14 @@ class OnnxRuntimeLatency(LatencyProfiler):
         with device_lock(self.device):
             run, provider = self._runner(path, (batch_size, *sample_shape))
             samples_ns = time_runs(run, self.warmup_runs, self.timed_runs)
+            # A session's speed can depend on where its buffers landed (sessions of one model were seen 2x
+            # apart on a virtual machine), and interference only ever adds time: each round opens a new
+            # session, and the round with the lowest median is kept.
+            for _ in range(self.rounds - 1):
+                run, provider = self._runner(path, (batch_size, *sample_shape))
+                block = time_runs(run, self.warmup_runs, self.timed_runs)
+                if np.median(block) < np.median(samples_ns):
+                    samples_ns = block
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,

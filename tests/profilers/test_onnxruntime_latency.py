@@ -274,3 +274,16 @@ def test_model_is_not_modified(profiler: OnnxRuntimeLatency, tiny_model: Path) -
     profiler.measure(tiny_model, WIDTH_TINY)
     assert tiny_model.read_bytes() == before
     onnx.checker.check_model(str(tiny_model))
+
+
+def test_with_rounds_the_block_with_the_lowest_median_is_kept(tiny_model: Path, monkeypatch) -> None:
+    import profilers._onnxruntime as ort_module
+
+    blocks = iter([np.full(30, 5_000_000), np.full(30, 1_000_000), np.full(30, 3_000_000)])  # ns per run
+    monkeypatch.setattr(ort_module, "time_runs", lambda run, warmup, timed: next(blocks))
+    r = OnnxRuntimeLatency(timed_runs=30, rounds=3).measure(tiny_model, (4,))
+    assert r.median_ms == pytest.approx(1.0) and r.timed_runs == 30
+    profile = HardwareProfile(name="r", timing_rounds=4)
+    assert OnnxRuntimeLatency.from_profile(profile).rounds == 4
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1"):
+        OnnxRuntimeLatency(rounds=0)
