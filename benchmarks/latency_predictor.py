@@ -70,7 +70,7 @@ def main() -> None:
     latency = OnnxRuntimeLatency.from_profile(profile)
     rng = np.random.default_rng(args.seed)
     archs = [spec.random_arch(rng) for _ in range(args.subnets)]
-    measured, predicted = [], []
+    measured, predicted, flagged = [], [], 0
     costs: dict[str, list[float]] = {"export_s": [], "session_and_timing_s": [], "predict_s": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
@@ -87,6 +87,7 @@ def main() -> None:
             costs["predict_s"].append(d - c)
             measured.append(r.median_ms)
             predicted.append(pred)
+            flagged += r.quiet is False
             if i % 20 == 0:
                 common.log(f"  {i}/{len(archs)} subnets measured")
 
@@ -104,13 +105,15 @@ def main() -> None:
         common.log(f"repeatability: {args.repeat_archs} archs x {args.repeats} independent measurements")
         cvs, repeat_rows = [], []
         for arch in archs[: args.repeat_archs]:
-            medians = []
+            medians, quiet = [], []
             for _ in range(args.repeats):
                 export_onnx(supernet.subnet(arch).eval(), path, shape)
-                medians.append(latency.measure(path, shape).median_ms)
+                r = latency.measure(path, shape)
+                medians.append(r.median_ms)
+                quiet.append(r.quiet)
             cv = float(np.std(medians, ddof=1) / np.mean(medians))
             cvs.append(cv)
-            repeat_rows.append({"arch": arch, "medians_ms": medians, "cv": cv})
+            repeat_rows.append({"arch": arch, "medians_ms": medians, "quiet": quiet, "cv": cv})
 
     m, pr = np.array(measured), np.array(predicted)
     rel = np.abs(pr - m) / m
@@ -124,6 +127,14 @@ def main() -> None:
             "empty_ms": table.empty_ms,
         },
         "subnets": args.subnets,
+        "profile": {
+            "quiet_gate": profile.quiet_gate,
+            "quiet_tolerance": profile.quiet_tolerance,
+            "quiet_max_s": profile.quiet_max_s,
+            "timing_rounds": profile.timing_rounds,
+        },
+        "disturbed_measurements": flagged
+        + sum(q is False for row in repeat_rows for q in row["quiet"]),
         "within_10pct": within,
         "within_5pct": float(np.mean(rel <= 0.05)),
         "mape": float(np.mean(rel)),
@@ -157,9 +168,15 @@ def main() -> None:
                     f"{100 * result['repeatability']['cv_median']:.2f} % / {100 * result['repeatability']['cv_max']:.2f} %",
                     "<= 2 %",
                 ],
+                [
+                    "measurements the quiet gate flagged as disturbed"
+                    + ("" if profile.quiet_gate else " (gate off)"),
+                    f"{result['disturbed_measurements']} of {args.subnets + args.repeat_archs * args.repeats}",
+                    "",
+                ],
                 ["one measured candidate: ONNX export", f"{1000 * result['cost_s']['export_s']:.0f} ms", ""],
                 [
-                    "one measured candidate: session + warm-up + 50 timed runs",
+                    "one measured candidate: session, warm-up and timed runs",
                     f"{1000 * result['cost_s']['session_and_timing_s']:.0f} ms",
                     "",
                 ],

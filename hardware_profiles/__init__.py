@@ -84,6 +84,12 @@ class HardwareProfile:
         timing_rounds: Sessions one latency measurement opens and times (warm-up and ``timed_runs`` runs
             each); the lowest median is kept. Interference only ever adds time, and a session's speed can
             depend on where its buffers landed, so a few rounds give a figure that repeats (1: one session).
+        quiet_gate: Count only timed runs taken while the CPU is undisturbed, judged by a tiny probe run
+            between them (:class:`profilers.QuietGate`): for shared machines, where other tenants slow a core
+            down in phases. ``device: cpu`` only.
+        quiet_tolerance: How far above its fastest time the probe may be for a run to count (0.25: 25 %).
+        quiet_max_s: Most seconds one measurement waits for quiet runs; after that it reports every run and
+            flags the figure as disturbed.
         energy: How energy is obtained: ``"nvml"`` (NVIDIA GPU counters, ``device: cuda``), ``"rapl"`` (CPU
             counters under ``/sys/class/powercap``, ``device: cpu``), ``"estimate"`` (the power model below) or
             ``"auto"`` (measure where possible, else estimate, and say why).
@@ -119,6 +125,9 @@ class HardwareProfile:
     warmup_runs: int = 10
     timed_runs: int = 50
     timing_rounds: int = 1
+    quiet_gate: bool = False
+    quiet_tolerance: float = 0.25
+    quiet_max_s: float = 2.0
     energy: str = "auto"
     energy_min_duration_s: float = 1.0
     subtract_idle: bool = False
@@ -216,6 +225,19 @@ class HardwareProfile:
         object.__setattr__(self, "energy_min_duration_s", float(duration))
         if not isinstance(self.subtract_idle, bool):
             raise ProfileError(f"{where}: subtract_idle must be true or false, got {self.subtract_idle!r}")
+        if not isinstance(self.quiet_gate, bool):
+            raise ProfileError(f"{where}: quiet_gate must be true or false, got {self.quiet_gate!r}")
+        if self.quiet_gate and self.device != "cpu":
+            raise ProfileError(
+                f"{where}: quiet_gate watches the CPU and cannot see contention on a GPU; "
+                f"set it to false for device {self.device!r}"
+            )
+        for key, upper in (("quiet_tolerance", 10.0), ("quiet_max_s", float("inf"))):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
+                bound = "in (0, 10]" if key == "quiet_tolerance" else "a positive number of seconds"
+                raise ProfileError(f"{where}: {key} must be {bound}, got {value!r}")
+            object.__setattr__(self, key, float(value))
         if self.timed_runs < MIN_TIMED_RUNS:
             raise ProfileError(
                 f"{where}: timed_runs must be >= {MIN_TIMED_RUNS} for a stable median and IQR, "

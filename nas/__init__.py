@@ -15,6 +15,7 @@ from nas._data import (
     load_cifar10,
     load_dataset,
     load_digits,
+    load_digits_hard,
 )
 from nas._distributed import ClusterError, EvaluationPool, EvaluatorRecipe, MeasureLock, executor_for
 from nas._evaluate import evaluate_error, evaluate_subnet, recalibrate_bn
@@ -64,6 +65,7 @@ __all__ = [
     "load_config",
     "load_dataset",
     "load_digits",
+    "load_digits_hard",
     "make_divisible",
     "measure_table",
     "param_importance",

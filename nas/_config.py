@@ -35,7 +35,7 @@ OBJECTIVE_UNITS: dict[str, str] = {
     "params": "count",
     "flops": "FLOPs",
 }
-DATASET_NAMES = ("digits", "cifar10")
+DATASET_NAMES = ("digits", "digits-hard", "cifar10")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

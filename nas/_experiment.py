@@ -213,7 +213,8 @@ class CandidateEvaluator:
         return self.score(arch, trial.fidelity)
 
     def score(self, arch: Arch, fidelity: float = 1.0) -> dict[str, float]:
-        """Metrics of one arch: ``error`` (%), ``latency_ms``, ``latency_iqr_ms``, ``params``, ``flops``, ``macs``."""
+        """Metrics of one arch: ``error`` (%), ``latency_ms``, ``latency_iqr_ms``, ``latency_disturbed`` (1 when
+        the quiet gate ran out of time), ``params``, ``flops``, ``macs`` and the configured extras."""
         key = (arch_key(arch), round(fidelity, 6))
         if key in self._scored:
             return dict(self._scored[key])
@@ -248,12 +249,14 @@ class CandidateEvaluator:
             if method == "lut":
                 assert self.lut is not None
                 median_ms, iqr_ms = predict_latency(self.lut, self.spec, arch, self.input_shape), 0.0
+                disturbed = False
             else:
                 with self.measure_lock():
                     lat = self.latency.measure(
                         self._runnable(tmp, model), self.input_shape, batch_size=self.profile.batch_size
                     )
                 median_ms, iqr_ms = lat.median_ms, lat.iqr_ms
+                disturbed = lat.quiet is False  # the quiet gate ran out of time: the figure may be high
             cost = count_params_and_flops(tmp, self.input_shape, batch_size=1)
             memory = estimate_peak_memory(tmp, self.input_shape, batch_size=self.profile.batch_size)
             extra: dict[str, Any] = {"peak_memory_mb": memory.peak_memory_mb}
@@ -273,6 +276,7 @@ class CandidateEvaluator:
             "flops": float(cost.flops),
             "macs": float(cost.macs),
             "latency_predicted": float(method == "lut"),
+            "latency_disturbed": float(disturbed),
             **extra,
         }
         self.cache.put(cache_key, metrics)

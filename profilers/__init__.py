@@ -41,6 +41,7 @@ from profilers._lut import LatencyTable, LutError, fit_linear
 from profilers._memory import MEMORY_METHODS, MIB, MemoryResult, estimate_peak_memory
 from profilers._nvml import NvmlEnergy
 from profilers._onnxruntime import OnnxRuntimeLatency, device_lock
+from profilers._quiet import GatedTiming, QuietGate
 from profilers._rapl import RaplEnergy
 from profilers._torch import TorchLatency
 
@@ -54,6 +55,7 @@ __all__ = [
     "EnergyProfiler",
     "EnergyResult",
     "EstimatedEnergy",
+    "GatedTiming",
     "JsonValue",
     "LatencyProfiler",
     "LatencyResult",
@@ -64,6 +66,7 @@ __all__ = [
     "ModelCost",
     "NvmlEnergy",
     "OnnxRuntimeLatency",
+    "QuietGate",
     "RaplEnergy",
     "Runner",
     "TorchLatency",

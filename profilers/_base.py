@@ -37,6 +37,10 @@ class LatencyResult:
         intra_op_threads: Threads used inside one operator.
         inter_op_threads: Threads used across operators.
         samples_ms: Every timed run, in order.
+        quiet: With a quiet gate (:class:`profilers.QuietGate`): whether every timed run was taken while
+            the CPU was undisturbed (False: the gate ran out of time and the figure may be too high).
+            ``None`` when no gate was used.
+        rejected_runs: Runs the quiet gate skipped because other work disturbed them (0 without a gate).
     """
 
     median_ms: float
@@ -52,6 +56,8 @@ class LatencyResult:
     intra_op_threads: int
     inter_op_threads: int
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
+    quiet: bool | None = None
+    rejected_runs: int = 0
 
     @property
     def per_sample_ms(self) -> float:

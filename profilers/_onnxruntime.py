@@ -14,6 +14,7 @@ import numpy as np
 
 from hardware_profiles import MIN_TIMED_RUNS, HardwareProfile
 from profilers._base import LatencyProfiler, LatencyResult, Runner
+from profilers._quiet import QuietGate
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -112,6 +113,8 @@ class OnnxRuntimeLatency(LatencyProfiler):
         device: Name of the device lock to hold; by default derived from the first provider
             (``"cpu"``, ``"cuda:<device_id>"``; OpenVINO: ``"cpu"`` unless its ``device_type`` names another).
         io_binding: Bind input and outputs to the device with IO binding; by default only on a GPU provider.
+        quiet_gate: Time only runs taken while the CPU is undisturbed (:class:`QuietGate`), for shared
+            machines; ``None``: time every run. CPU providers only.
 
     Raises:
         ValueError: An argument is out of range, or a provider is not available (the message lists the
@@ -138,6 +141,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         seed: int = 0,
         device: str | None = None,
         io_binding: bool | None = None,
+        quiet_gate: QuietGate | None = None,
     ) -> None:
         if isinstance(providers, str):
             raise ValueError(  # noqa: TRY004  # a usage error like the others here
@@ -195,6 +199,14 @@ class OnnxRuntimeLatency(LatencyProfiler):
         self.seed = seed
         self.device = device if device is not None else _device_of(providers, provider_options)
         self.io_binding = io_binding if io_binding is not None else providers[0] in _CUDA_PROVIDERS
+        if quiet_gate is not None and not isinstance(quiet_gate, QuietGate):
+            raise ValueError(f"quiet_gate must be a QuietGate or None, got {quiet_gate!r}")
+        if quiet_gate is not None and providers[0] in _CUDA_PROVIDERS:
+            raise ValueError(
+                "quiet_gate watches the CPU; it cannot see contention on a GPU "
+                f"({providers[0]}): leave it off for GPU providers"
+            )
+        self.quiet_gate = quiet_gate
 
     @classmethod
     def from_profile(cls, profile: HardwareProfile, *, seed: int = 0) -> OnnxRuntimeLatency:
@@ -216,6 +228,9 @@ class OnnxRuntimeLatency(LatencyProfiler):
             timed_runs=profile.timed_runs,
             rounds=profile.timing_rounds,
             seed=seed,
+            quiet_gate=QuietGate(tolerance=profile.quiet_tolerance, max_seconds=profile.quiet_max_s)
+            if profile.quiet_gate
+            else None,
         )
 
     def __repr__(self) -> str:
@@ -223,7 +238,8 @@ class OnnxRuntimeLatency(LatencyProfiler):
             f"{type(self).__name__}(providers={list(self.providers)}, "
             f"intra_op_threads={self.intra_op_threads}, inter_op_threads={self.inter_op_threads}, "
             f"warmup_runs={self.warmup_runs}, "
-            f"timed_runs={self.timed_runs}, device={self.device!r}, io_binding={self.io_binding})"
+            f"timed_runs={self.timed_runs}, device={self.device!r}, io_binding={self.io_binding}"
+            + (f", quiet_gate={self.quiet_gate!r})" if self.quiet_gate is not None else ")")
         )
 
     def _session(self, onnx_path: Path) -> onnxruntime.InferenceSession:
@@ -349,15 +365,18 @@ class OnnxRuntimeLatency(LatencyProfiler):
         path, sample_shape = self._prepare(onnx_path, input_shape, batch_size)
         with device_lock(self.device):
             run, provider = self._runner(path, (batch_size, *sample_shape))
-            samples_ns = time_runs(run, self.warmup_runs, self.timed_runs)
+            samples_ns, quiet, rejected = timed(run, self.warmup_runs, self.timed_runs, self.quiet_gate)
             # A session's speed can depend on where its buffers landed (sessions of one model were seen 2x
             # apart on a virtual machine), and interference only ever adds time: each round opens a new
             # session, and the round with the lowest median is kept.
             for _ in range(self.rounds - 1):
                 run, provider = self._runner(path, (batch_size, *sample_shape))
-                block = time_runs(run, self.warmup_runs, self.timed_runs)
+                block, block_quiet, block_rejected = timed(
+                    run, self.warmup_runs, self.timed_runs, self.quiet_gate
+                )
+                rejected += block_rejected
                 if np.median(block) < np.median(samples_ns):
-                    samples_ns = block
+                    samples_ns, quiet = block, block_quiet
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,
@@ -366,6 +385,8 @@ class OnnxRuntimeLatency(LatencyProfiler):
             provider=provider,
             intra_op_threads=self.intra_op_threads,
             inter_op_threads=self.inter_op_threads,
+            quiet=quiet,
+            rejected_runs=rejected,
         )
 
 
@@ -409,6 +430,23 @@ def time_runs(run: Runner, warmup_runs: int, timed_runs: int) -> np.ndarray:
     return samples_ns
 
 
+def timed(
+    run: Runner, warmup_runs: int, timed_runs: int, gate: QuietGate | None
+) -> tuple[np.ndarray, bool | None, int]:
+    """Warm-up, then ``timed_runs`` timed calls, through ``gate`` when given.
+
+    Returns:
+        Nanoseconds per counted call, whether they were all quiet (``None`` without a gate) and how many
+        calls the gate skipped.
+    """
+    if gate is None:
+        return time_runs(run, warmup_runs, timed_runs), None, 0
+    for _ in range(warmup_runs):
+        run()
+    timing = gate.time(run, timed_runs)
+    return timing.samples_ns, timing.quiet, timing.rejected_runs
+
+
 def summarise(
     samples_ns: np.ndarray,
     *,
@@ -418,6 +456,8 @@ def summarise(
     provider: str,
     intra_op_threads: int,
     inter_op_threads: int,
+    quiet: bool | None = None,
+    rejected_runs: int = 0,
 ) -> LatencyResult:
     """The :class:`LatencyResult` of timed runs given in nanoseconds."""
     samples_ms = samples_ns / 1e6
@@ -436,6 +476,8 @@ def summarise(
         intra_op_threads=intra_op_threads,
         inter_op_threads=inter_op_threads,
         samples_ms=tuple(float(s) for s in samples_ms),
+        quiet=quiet,
+        rejected_runs=rejected_runs,
     )
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from hardware_profiles import MIN_TIMED_RUNS, HardwareProfile
 from profilers._base import LatencyProfiler, LatencyResult, Runner
 from profilers._memory import MemoryResult
-from profilers._onnxruntime import device_lock, summarise, time_runs
+from profilers._onnxruntime import device_lock, summarise, timed
+from profilers._quiet import QuietGate
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +52,8 @@ class TorchLatency(LatencyProfiler):
         warmup_runs: Untimed runs before timing (>= 0).
         timed_runs: Timed runs (>= 30).
         seed: Seed of the generator that draws the input.
+        quiet_gate: Time only runs taken while the CPU is undisturbed (:class:`~profilers.QuietGate`), for
+            shared machines; ``None``: time every run. CPU only.
 
     Raises:
         ValueError: An argument is out of range, or the CUDA device does not exist (the message says how many
@@ -71,6 +74,7 @@ class TorchLatency(LatencyProfiler):
         warmup_runs: int = 10,
         timed_runs: int = 50,
         seed: int = 0,
+        quiet_gate: QuietGate | None = None,
     ) -> None:
         if not isinstance(device, str) or not _DEVICE.match(device):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
@@ -101,6 +105,12 @@ class TorchLatency(LatencyProfiler):
         self.warmup_runs = warmup_runs
         self.timed_runs = timed_runs
         self.seed = seed
+        if quiet_gate is not None and (not isinstance(quiet_gate, QuietGate) or device != "cpu"):
+            raise ValueError(
+                f"quiet_gate must be a QuietGate on device 'cpu' (it watches the CPU), got {quiet_gate!r} "
+                f"on {device!r}"
+            )
+        self.quiet_gate = quiet_gate
 
     @classmethod
     def from_profile(cls, profile: HardwareProfile, *, seed: int = 0) -> TorchLatency:
@@ -123,6 +133,9 @@ class TorchLatency(LatencyProfiler):
             warmup_runs=profile.warmup_runs,
             timed_runs=profile.timed_runs,
             seed=seed,
+            quiet_gate=QuietGate(tolerance=profile.quiet_tolerance, max_seconds=profile.quiet_max_s)
+            if profile.quiet_gate
+            else None,
         )
 
     def __repr__(self) -> str:
@@ -256,7 +269,7 @@ class TorchLatency(LatencyProfiler):
         with device_lock(self.device):
             module, x, sample_shape = self._prepare(model, input_shape, batch_size)
             run = self._runner(module, x)
-            samples_ns = time_runs(run, self.warmup_runs, self.timed_runs)
+            samples_ns, quiet, rejected = timed(run, self.warmup_runs, self.timed_runs, self.quiet_gate)
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,
@@ -265,6 +278,8 @@ class TorchLatency(LatencyProfiler):
             provider=f"torch:{self.device}",
             intra_op_threads=self.intra_op_threads or torch.get_num_threads(),
             inter_op_threads=torch.get_num_interop_threads(),
+            quiet=quiet,
+            rejected_runs=rejected,
         )
 
     def peak_memory(

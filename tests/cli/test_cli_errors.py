@@ -39,7 +39,7 @@ def cfg(tmp_path):
         (["search", "--constraint", "accuracy >= 0.9"], "unknown metric 'accuracy'"),
         (["search", "--profile", "raspberry-pi-9"], "local-cpu"),
         (["search", "--profile", "/nonexistent/profile.yaml"], "profile.yaml"),
-        (["search", "--dataset", "imagenet"], "valid: digits, cifar10"),
+        (["search", "--dataset", "imagenet"], "valid: digits, digits-hard, cifar10"),
         (["search", "--dataset", "cifar10"], "needs 'root'"),
         (["search", "--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "is not a folder"),
         (["search", "--config", "/nonexistent/config.yaml"], "does not exist"),

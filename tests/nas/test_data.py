@@ -19,6 +19,7 @@ from nas._data import (
     load_cifar10,
     load_dataset,
     load_digits,
+    load_digits_hard,
 )
 
 # ------------------------------------------------------------------------------------------------ digits
@@ -103,6 +104,73 @@ def test_digits_fractions() -> None:
         load_digits(val_fraction=0.5, test_fraction=0.5)
     with pytest.raises(DatasetError, match="empty"):
         load_digits(test_fraction=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- digits-hard
+
+
+@pytest.fixture(scope="module")
+def hard() -> DataSplits:
+    return load_digits_hard(seed=0)
+
+
+def test_digits_hard_shape_sizes_and_sources(hard: DataSplits, digits: DataSplits) -> None:
+    assert hard.name == "digits-hard" and hard.input_shape == (1, 10, 10) and hard.num_classes == 10
+    for split in ("train", "val", "test"):
+        made, source = getattr(hard, split), getattr(digits, split)
+        assert len(made) == 2 * len(source)
+        # every source digit of a split appears there twice, and nowhere else: the split is that of digits
+        assert Counter(made.indices.tolist()) == Counter(2 * source.indices.tolist())
+    from sklearn.datasets import load_digits as sk_digits
+
+    target = sk_digits().target
+    assert np.array_equal(_labels(hard.val), target[hard.val.indices])
+
+
+def test_digits_hard_images_hold_their_digit_shifted(hard: DataSplits) -> None:
+    """Without noise each image holds its source digit at some offset (clutter only raises pixels)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    clean = load_digits_hard(seed=0, noise=0.0)
+    pixels = sk_digits().data.reshape(-1, 8, 8) / 16.0
+    x, _ = clean.test.tensors
+    images = x[:, 0].numpy() * clean.std[0] + clean.mean[0]  # back to [0, 1]
+    offsets = Counter()
+    for image, src in zip(images[:200], clean.test.indices[:200]):
+        fits = [
+            (dy, dx)
+            for dy in range(3)
+            for dx in range(3)
+            if np.all(image[dy : dy + 8, dx : dx + 8] >= pixels[src] - 1e-5)
+        ]
+        assert fits, "the source digit is not in its image"
+        offsets.update(fits[:1])
+    assert len(offsets) >= 5  # digits really move around the canvas
+    # noise makes the same placement differ, and the default images are not the clean ones
+    assert not torch.allclose(hard.test.tensors[0], x)
+
+
+def test_digits_hard_is_deterministic_and_normalised(hard: DataSplits) -> None:
+    again = load_digits_hard(seed=0)
+    assert torch.equal(again.train.tensors[0], hard.train.tensors[0])
+    other = load_digits_hard(seed=1)
+    assert not np.array_equal(other.train.indices, hard.train.indices)
+    x, _ = hard.train.tensors
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1.0) < 1e-3
+    assert abs(float(hard.val.tensors[0].mean())) > 1e-4  # validation statistics were not used
+
+
+def test_digits_hard_options() -> None:
+    assert len(load_digits_hard(copies=1).train) == 1079
+    assert len(load_dataset("digits-hard", copies=3).val) == 3 * 359
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(DatasetError, match="copies must be an integer >= 1"):
+            load_digits_hard(copies=bad)
+    for bad in (-0.1, "0.2", float("nan")):
+        with pytest.raises(DatasetError, match="noise must be a number"):
+            load_digits_hard(noise=bad)
+    with pytest.raises(DatasetError, match="must be below 1"):
+        load_digits_hard(val_fraction=0.5, test_fraction=0.5)
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR-10
@@ -347,7 +415,7 @@ def test_from_datasets_rejects_inconsistent_splits() -> None:
 
 
 def test_load_dataset_dispatch(cifar_dir: Path) -> None:
-    assert AVAILABLE_DATASETS == ("digits", "cifar10")
+    assert AVAILABLE_DATASETS == ("digits", "digits-hard", "cifar10")
     digits = load_dataset("digits", seed=2, val_fraction=0.25)
     assert len(digits.val) == round(0.25 * 1797)
     cifar = load_dataset("CIFAR10", root=cifar_dir.parent, limit=5)
@@ -355,7 +423,7 @@ def test_load_dataset_dispatch(cifar_dir: Path) -> None:
 
 
 def test_load_dataset_errors() -> None:
-    with pytest.raises(DatasetError, match="unknown dataset 'mnist'; valid names: digits, cifar10"):
+    with pytest.raises(DatasetError, match="unknown dataset 'mnist'; valid names: digits, digits-hard, cifar10"):
         load_dataset("mnist")
     with pytest.raises(DatasetError, match="needs root"):
         load_dataset("cifar10")
@@ -363,7 +431,17 @@ def test_load_dataset_errors() -> None:
         load_dataset("digits", root="/tmp")
     with pytest.raises(DatasetError, match="unknown option.*limit.*valid: val_fraction, test_fraction"):
         load_dataset("digits", limit=10)
+    with pytest.raises(DatasetError, match="takes no root"):
+        load_dataset("digits-hard", root="/tmp")
 
 
 def test_dataset_error_is_a_value_error() -> None:
     assert issubclass(DatasetError, ValueError)
+
+
+def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
+    from nas import load_config
+    from nas._data import dataset_shape
+
+    assert dataset_shape("digits-hard") == (1, 10, 10)
+    assert load_config(None, {"data.name": "digits-hard"}).data.name == "digits-hard"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hardware_profiles import HardwareProfile, load_profile
@@ -35,3 +36,22 @@ def test_the_default_profile_times_the_onnx_file():
     ev = evaluator(load_profile("local-cpu"))
     assert isinstance(ev.latency, OnnxRuntimeLatency)
     assert ev.score(ev.spec.smallest_arch())["latency_ms"] > 0
+
+
+def test_a_latency_the_quiet_gate_could_not_settle_is_flagged_in_the_metrics(monkeypatch):
+    from profilers import GatedTiming, QuietGate
+
+    def never_quiet(self, run, timed_runs, *, probe=None):
+        samples = []
+        for _ in range(timed_runs):
+            run()
+            samples.append(1_000_000)
+        return GatedTiming(np.asarray(samples), quiet=False, rejected_runs=timed_runs, probe_floor_ns=1)
+
+    ev = evaluator(HardwareProfile(name="gated", quiet_gate=True))
+    assert ev.score(ev.spec.smallest_arch())["latency_disturbed"] in (0.0, 1.0)
+    monkeypatch.setattr(QuietGate, "time", never_quiet)
+    metrics = ev.score(ev.spec.largest_arch())
+    assert metrics["latency_disturbed"] == 1.0 and metrics["latency_ms"] == 1.0
+    plain = evaluator(HardwareProfile(name="plain"))
+    assert plain.score(plain.spec.smallest_arch())["latency_disturbed"] == 0.0

@@ -248,8 +248,11 @@ def test_from_local_cpu_profile_measures(tiny_model: Path) -> None:
     profile = load_profile("local-cpu")
     profiler = OnnxRuntimeLatency.from_profile(profile)
     result = profiler.measure(tiny_model, WIDTH_TINY, batch_size=profile.batch_size)
-    assert result.timed_runs == profile.timed_runs
     assert result.warmup_runs == profile.warmup_runs
+    assert profile.quiet_gate and profiler.quiet_gate is not None  # local-cpu times quiet runs only
+    assert result.quiet is not None
+    # every run counted unless the gate ran short of time on a busy machine
+    assert result.timed_runs == profile.timed_runs or result.rejected_runs > 0
 
 
 @pytest.mark.gpu

@@ -1,0 +1,168 @@
+"""Tests of QuietGate: runs beside a disturbed probe never count, the floor, time limits, and its wiring."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from profiler_models import matmul_chain
+
+from hardware_profiles import HardwareProfile, ProfileError
+from profilers import OnnxRuntimeLatency, QuietGate, TorchLatency
+from profilers._quiet import MIN_QUIET_RUNS, _Probe
+
+CALM_NS, BUSY_NS = 10_000, 25_000  # probe times: undisturbed, and in a phase of interference
+QUIET_RUN_S, BUSY_RUN_S = 0.0002, 0.002
+
+
+class ScriptedProbe:
+    """Stands in for the probe: returns scripted times and keeps the floor as the real one does."""
+
+    def __init__(self, times: Iterator[int], floor_ns: int) -> None:
+        self.times = times
+        self.floor_ns = floor_ns
+        self.calls = 0
+
+    def time_once(self) -> int:
+        self.calls += 1
+        t = next(self.times)
+        self.floor_ns = min(self.floor_ns, t)
+        return t
+
+
+def busy_wait(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def phased(pattern: list[bool]) -> tuple[ScriptedProbe, callable]:
+    """A probe and a run that agree on phases: ``pattern[i]`` says whether run ``i`` is disturbed (and so
+    are the probes on both sides of it); a disturbed run takes ten times longer."""
+    probes = [BUSY_NS if (i < len(pattern) and pattern[i]) or (i > 0 and pattern[i - 1]) else CALM_NS
+              for i in range(len(pattern) + 1)]
+    probe = ScriptedProbe(iter(probes), CALM_NS)
+    calls = iter(pattern)
+
+    def run() -> None:
+        busy_wait(BUSY_RUN_S if next(calls) else QUIET_RUN_S)
+
+    return probe, run
+
+
+def test_runs_beside_a_disturbed_probe_do_not_count() -> None:
+    pattern = [False] * 5 + [True] * 20 + [False] * 40  # a burst of interference after five runs
+    probe, run = phased(pattern)
+    timing = QuietGate(max_seconds=10).time(run, timed_runs=30, probe=probe)
+    assert timing.quiet and len(timing.samples_ns) == 30
+    assert timing.samples_ns.max() < 1_000_000  # no 2 ms run slipped in
+    # the 20 disturbed runs, plus the quiet runs just before and just after the burst, each of which has a
+    # disturbed probe on one side
+    assert timing.rejected_runs == 22
+    assert timing.probe_floor_ns == CALM_NS
+
+
+def test_runs_are_judged_again_when_the_floor_falls() -> None:
+    """A process that starts in a slow phase first takes the slow probe for the floor; once a faster probe
+    shows up, the runs taken against the old floor no longer count."""
+    slow_floor = BUSY_NS
+    probes = iter([BUSY_NS] * 11 + [CALM_NS] * 60)
+    durations = iter([BUSY_RUN_S] * 10 + [QUIET_RUN_S] * 60)
+    probe = ScriptedProbe(probes, slow_floor)
+    timing = QuietGate(max_seconds=10).time(lambda: busy_wait(next(durations)), 30, probe=probe)
+    assert timing.quiet and len(timing.samples_ns) == 30
+    assert timing.samples_ns.max() < 1_000_000
+    assert timing.probe_floor_ns == CALM_NS and timing.rejected_runs >= 10
+
+
+def test_a_machine_that_never_calms_down_is_flagged_after_the_time_limit() -> None:
+    probe = ScriptedProbe(iter([CALM_NS] + [BUSY_NS] * 100_000), CALM_NS)
+    started = time.perf_counter()
+    timing = QuietGate(max_seconds=0.05).time(lambda: busy_wait(QUIET_RUN_S), 30, probe=probe)
+    assert time.perf_counter() - started < 1.0
+    assert not timing.quiet
+    assert len(timing.samples_ns) == 30  # every run, the last 30 of them
+    assert timing.rejected_runs > 30
+
+
+def test_a_few_quiet_runs_before_the_time_limit_still_count() -> None:
+    quiet_runs = MIN_QUIET_RUNS + 2
+    probes = iter([CALM_NS] * (quiet_runs + 1) + [BUSY_NS] * 100_000)
+    timing = QuietGate(max_seconds=0.05).time(lambda: None, 50, probe=ScriptedProbe(probes, CALM_NS))
+    assert timing.quiet and len(timing.samples_ns) == quiet_runs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tolerance": 0}, "tolerance must be a number in"),
+        ({"tolerance": True}, "tolerance must be a number in"),
+        ({"tolerance": 11}, "tolerance must be a number in"),
+        ({"max_seconds": 0}, "max_seconds must be a positive number"),
+        ({"max_seconds": "1"}, "max_seconds must be a positive number"),
+    ],
+)
+def test_bad_gate_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        QuietGate(**kwargs)
+
+
+def test_the_real_probe_has_a_floor_and_it_only_falls() -> None:
+    probe = _Probe.shared()
+    assert probe is _Probe.shared()
+    floor = probe.floor_ns
+    assert 0 < floor < 10_000_000
+    times = [probe.time_once() for _ in range(50)]
+    assert probe.floor_ns <= floor and probe.floor_ns <= min(times)
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+
+def test_onnxruntime_latency_with_the_gate(tmp_path: Path) -> None:
+    model = matmul_chain(tmp_path / "m.onnx", width=64, depth=2)
+    profiler = OnnxRuntimeLatency(timed_runs=30, quiet_gate=QuietGate(max_seconds=5))
+    result = profiler.measure(model, (64,))
+    assert result.quiet is not None and result.rejected_runs >= 0
+    assert 10 <= result.timed_runs <= 30
+    assert len(result.samples_ms) == result.timed_runs
+    plain = OnnxRuntimeLatency(timed_runs=30).measure(model, (64,))
+    assert plain.quiet is None and plain.rejected_runs == 0
+    again = type(result).from_dict(result.to_dict())
+    assert again == result
+
+
+def test_profiles_switch_the_gate_on(tmp_path: Path) -> None:
+    profile = HardwareProfile(name="q", quiet_gate=True, quiet_tolerance=0.5, quiet_max_s=3)
+    gate = OnnxRuntimeLatency.from_profile(profile).quiet_gate
+    assert gate is not None and (gate.tolerance, gate.max_seconds) == (0.5, 3.0)
+    assert OnnxRuntimeLatency.from_profile(HardwareProfile(name="p")).quiet_gate is None
+    torch_gate = TorchLatency.from_profile(HardwareProfile(name="t", runtime="torch", quiet_gate=True)).quiet_gate
+    assert torch_gate is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"quiet_gate": "yes"}, "quiet_gate must be true or false"),
+        (
+            {"quiet_gate": True, "device": "cuda", "providers": ("CUDAExecutionProvider",)},
+            "quiet_gate watches the CPU",
+        ),
+        ({"quiet_tolerance": 0}, r"quiet_tolerance must be in \(0, 10\]"),
+        ({"quiet_max_s": -1}, "quiet_max_s must be a positive number of seconds"),
+    ],
+)
+def test_bad_gate_settings_in_a_profile(fields: dict, match: str) -> None:
+    with pytest.raises(ProfileError, match=match):
+        HardwareProfile(name="bad", **fields)
+
+
+def test_the_gate_is_refused_on_a_gpu_provider_and_device() -> None:
+    with pytest.raises(ValueError, match="quiet_gate must be a QuietGate"):
+        OnnxRuntimeLatency(quiet_gate=0.25)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="quiet_gate must be a QuietGate on device 'cpu'"):
+        TorchLatency(quiet_gate=np.float64(0.25))  # type: ignore[arg-type]
