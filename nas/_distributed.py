@@ -11,7 +11,9 @@ get it too) and returns a small :class:`RemoteEvaluator` that tasks carry instea
 its :class:`~nas.CandidateEvaluator` from the recipe on its first trial and reuses it for every later one.
 
 Measurements of one device never overlap: evaluators built on workers hold a cluster-wide lock named after
-the host and the device (:class:`MeasureLock`) around every on-device measurement.
+the host and the device (:class:`MeasureLock`) around every on-device measurement. A CPU measurement also
+never overlaps other workers' CPU work on the same host: workers hold a host-wide file lock shared while
+they score accuracy or export, and exclusively while they measure on the CPU (:meth:`MeasureLock.working`).
 
 A worker that dies mid-trial (killed, out of memory) loses the trial's attempt; Dask's scheduler runs it
 again on another worker, and after ``allowed-failures`` further deaths fails it with ``KilledWorker``, an
@@ -30,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import tempfile
 import shutil
 import socket
 import sys
@@ -199,9 +202,11 @@ class EvaluatorRecipe:
 
         Args:
             measure_lock: Held around every on-device measurement; by default the :class:`MeasureLock` of
-                the profile's device (cluster-wide inside a Dask worker, process-wide elsewhere).
+                the profile's device (cluster-wide inside a Dask worker, process-wide elsewhere). Its
+                ``working`` method, where it has one, is held around scoring and exporting.
             work_dir: Folder for temporary ONNX files; a new temporary folder by default.
         """
+        lock = measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile)
         spec = SupernetSpec.from_dict(self.spec)
         supernet = Supernet(spec, seed=0)
         supernet.load_state_dict(dict(self.state_dict))
@@ -213,7 +218,8 @@ class EvaluatorRecipe:
             calib_samples=self.calib_samples,
             exporter=self.exporter,
             work_dir=work_dir,
-            measure_lock=measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile),
+            measure_lock=lock,
+            work_lock=getattr(lock, "working", None),
             **dict(self.options),
         )
 
@@ -286,12 +292,27 @@ class MeasureLock:
     def __call__(self) -> AbstractContextManager[Any]:
         return self._held()
 
+    def working(self) -> AbstractContextManager[Any]:
+        """Held around CPU work that would disturb a CPU measurement on this host (scoring, exporting).
+
+        Inside a Dask worker, with a CPU device, it holds the host's CPU file lock shared: any number of
+        workers work at once, but a CPU measurement (which holds it exclusively) waits until they are done,
+        and they wait for it. Elsewhere, or for a GPU, it holds nothing.
+        """
+        if self.device != "cpu" or not _in_dask_worker():
+            return contextlib.nullcontext()
+        return _host_cpu_lock().held(exclusive=False)
+
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
         lock = self._lock()
         lock.acquire()
         try:
-            yield
+            if self.device == "cpu" and _in_dask_worker():
+                with _host_cpu_lock().held(exclusive=True):
+                    yield
+            else:
+                yield
         finally:
             lock.release()
 
@@ -305,6 +326,40 @@ class MeasureLock:
                 return lock
         with _locks_guard:
             return _local_locks.setdefault(name, threading.Lock())
+
+
+class _HostCpuLock:
+    """A read/write lock shared by every process of this host and user: ``flock`` on one file.
+
+    Shared holders are workers scoring or exporting; the exclusive holder is a worker measuring on the CPU.
+    The kernel frees the lock of a process that dies. One file descriptor per process, and one holder per
+    process at a time (``held`` is not re-entrant; a process with one thread per worker never nests it).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self, *, exclusive: bool) -> Iterator[None]:
+        import fcntl
+
+        with self._guard:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@cache
+def _host_cpu_lock() -> _HostCpuLock:
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return _HostCpuLock(Path(tempfile.gettempdir()) / f"hwnas-cpu-{uid}.lock")
 
 
 def _in_dask_worker() -> bool:

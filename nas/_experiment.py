@@ -122,6 +122,7 @@ class CandidateEvaluator:
         cache: MeasurementCache | None = None,
         work_dir: str | Path | None = None,
         measure_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+        work_lock: Callable[[], AbstractContextManager[Any]] | None = None,
         phase: Callable[[str], AbstractContextManager[Any]] | None = None,
         lut: LatencyTable | None = None,
         latency_mode: str = "auto",
@@ -152,6 +153,9 @@ class CandidateEvaluator:
         # Held around each on-device measurement. The profilers already serialise measurements within one
         # process; a distributed search passes a lock shared by every worker that measures the same device.
         self.measure_lock = measure_lock if measure_lock is not None else contextlib.nullcontext
+        # Held around CPU work (scoring, exporting) that would disturb a measurement on the same CPU; never
+        # held while measuring. Workers on one host share it; their CPU measurements take it exclusively.
+        self.work_lock = work_lock if work_lock is not None else contextlib.nullcontext
         # Energy accounting: scoring accuracy and measuring on the device are separate phases.
         self.phase = phase if phase is not None else (lambda name: contextlib.nullcontext())
         self.lut = lut
@@ -219,7 +223,7 @@ class CandidateEvaluator:
         if key in self._scored:
             return dict(self._scored[key])
         t0 = time.perf_counter()
-        with self.phase("candidate_evaluation"):
+        with self.phase("candidate_evaluation"), self.work_lock():
             model = self.calibrated_subnet(arch, fidelity)
             error = evaluate_error(model, self.data.val, fraction=fidelity)
         t1 = time.perf_counter()
@@ -242,9 +246,10 @@ class CandidateEvaluator:
         fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
         os.close(fd)
         try:
-            export_onnx(
-                model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
-            )
+            with self.work_lock():
+                export_onnx(
+                    model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
+                )
             t1 = time.perf_counter()
             if method == "lut":
                 assert self.lut is not None

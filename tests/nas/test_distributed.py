@@ -65,6 +65,23 @@ class Hold:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkOrMeasure:
+    """Even x: CPU work (holding the shared side when ``shared``); odd x: a CPU measurement."""
+
+    shared: bool
+
+    def __call__(self, trial):
+        lock = MeasureLock("cpu")
+        measuring = trial.params["x"] % 2 == 1
+        held = lock() if measuring else (lock.working() if self.shared else contextlib.nullcontext())
+        with held:
+            enter = time.time()
+            time.sleep(0.1 if measuring else 0.3)
+            leave = time.time()
+        return {"a": 0.0, "enter": enter, "leave": leave, "measuring": float(measuring)}
+
+
+@dataclasses.dataclass(frozen=True)
 class KillOwnWorker:
     """Kills its own worker process: on every attempt for x == 0, on the first attempt only for x == 1."""
 
@@ -151,7 +168,9 @@ def test_an_unreachable_scheduler_fails_within_the_timeout():
 def test_measure_lock_names_host_and_device_and_maps_visible_gpus(monkeypatch):
     profile = load_profile("local-cpu")
     assert MeasureLock.for_profile(profile).name() == f"hwnas-measure-{socket.gethostname()}-cpu"
-    gpu = dataclasses.replace(profile, name="gpu", device="cuda", providers=("CUDAExecutionProvider",))
+    gpu = dataclasses.replace(
+        profile, name="gpu", device="cuda", providers=("CUDAExecutionProvider",), quiet_gate=False
+    )
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert measure_device(gpu) == "cuda:0"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
@@ -232,6 +251,39 @@ def test_measurements_of_one_device_never_overlap_across_workers(pool):
     # Without the lock the same work does overlap: the check above can fail.
     spans, _ = intervals(locked=False)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def test_cpu_measurements_never_overlap_other_workers_cpu_work(pool):
+    ready(pool)
+
+    def spans(shared):
+        s = study(objectives=("a",), seed=2)
+        for x in (0, 1, 2, 3, 4, 5, 6, 7):
+            s.enqueue({"x": x, "y": 0})
+        s.optimize(WorkOrMeasure(shared), n_trials=8, executor=pool.executor, n_parallel=2)
+        done = [t.metrics for t in s.trials if t.state is TrialState.COMPLETE]
+        assert len(done) == 8
+        work = [(m["enter"], m["leave"]) for m in done if not m["measuring"]]
+        measure = [(m["enter"], m["leave"]) for m in done if m["measuring"]]
+        return work, measure
+
+    def overlaps(a, b):
+        return any(x0 < y1 and y0 < x1 for x0, x1 in a for y0, y1 in b)
+
+    work, measure = spans(shared=True)
+    assert not overlaps(work, measure)
+    assert overlaps(work, work)  # work itself still runs on both workers at once
+    # Without the shared side, work and measurements do overlap: the check above can fail.
+    work, measure = spans(shared=False)
+    assert overlaps(work, measure)
+
+
+def test_the_work_lock_is_free_outside_dask_workers():
+    lock = MeasureLock("cpu")
+    with lock.working(), lock.working():  # nothing held: it nests
+        pass
+    assert isinstance(lock.working(), contextlib.nullcontext)
+    assert isinstance(MeasureLock("cuda:0").working(), contextlib.nullcontext)
 
 
 def test_real_evaluator_on_workers_matches_in_process_and_is_built_once_per_worker(pool, tmp_path):
