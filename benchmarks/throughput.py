@@ -11,7 +11,13 @@ for its first convolutions and exports, so each mode first scores 2 other archs 
 workers, seconds of the warm-up, seconds for the timed trials, trials per second, the speed-up over this
 process, and how many evaluators each worker built (1: the weights reached it once).
 Latency measurements of one device never overlap, so on one machine they run one at a time whatever the
-number of workers.
+number of workers, and a CPU measurement also waits for the other workers' scoring and exporting on its host.
+
+Two workloads are run: ``measured`` (latency measured with ONNX Runtime, as the demo does) and
+``evaluation-bound`` (latency predicted from a lookup table measured at the start, as a search for a device
+elsewhere runs: every second goes to batch-norm recalibration, validation and export). The machine's own
+ceiling is measured too: the same single-threaded torch work in one process alone, then in two processes at
+once; the ratio of their throughputs is the most any two single-threaded workers can gain here.
 
 Part 2, storage overhead: ``--storage-trials`` trials of a trivial objective (random search over a small
 space) with ``InMemoryStorage`` and with ``SQLiteStorage`` (a file under ``OUT/tmp``); the difference per
@@ -46,6 +52,7 @@ import _common as common
 from hardware_profiles import load_profile
 from nas import Supernet, SupernetSpec, arch_key
 from nas._distributed import EvaluatorRecipe, executor_for
+from nas._lut import measure_table
 from search import (
     Choice,
     InMemoryStorage,
@@ -126,6 +133,43 @@ def evaluation_run(
     }
 
 
+def _ceiling_work(iterations: int) -> float:
+    """Fixed single-threaded torch work (convolutions and their backward pass); returns its seconds."""
+    import torch
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(16, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 16, 3, padding=1)
+    )
+    x = torch.randn(32, 16, 8, 8, generator=gen)
+    conv(x).sum().backward()  # first-call costs out of the timing
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        conv(x).sum().backward()
+    return time.perf_counter() - t0
+
+
+def machine_ceiling(iterations: int = 600) -> dict[str, Any]:
+    """Throughput of two single-threaded processes at once, relative to one alone (same work each)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        list(pool.map(_ceiling_work, [5, 5]))  # start both processes, import torch
+        alone = pool.submit(_ceiling_work, iterations).result()
+        t0 = time.perf_counter()
+        together = list(pool.map(_ceiling_work, [iterations, iterations]))
+        both_s = time.perf_counter() - t0
+    return {
+        "one_process_s": round(alone, 3),
+        "two_processes_s": [round(t, 3) for t in together],
+        "two_processes_wall_s": round(both_s, 3),
+        "speedup": round(2 * alone / both_s, 3),
+    }
+
+
 def storage_run(storage: Storage, n_trials: int) -> float:
     """Seconds per trial of a random search with a trivial objective on ``storage``."""
     study = Study(
@@ -153,13 +197,31 @@ def main() -> None:
     cfg = common.demo_config()
     data = common.load_data(cfg)
     spec = common.supernet_spec(cfg, data)
-    recipe = EvaluatorRecipe.from_supernet(
-        Supernet(spec, seed=cfg.seed),
-        data=data,
-        profile=load_profile(cfg.profile),
-        calib_samples=cfg.evaluation.calib_samples,
-        exporter=cfg.evaluation.exporter,
-    )
+    profile = load_profile(cfg.profile)
+    supernet = Supernet(spec, seed=cfg.seed)
+    common.log("machine ceiling: single-threaded work in one process, then in two at once")
+    ceiling = machine_ceiling()
+    common.log(f"  two processes: {ceiling['speedup']:.2f}x one")
+    common.log("lookup table for the evaluation-bound workload")
+    table, _ = measure_table(spec, profile, data.input_shape, calibration_archs=4, timed_runs=100, rounds=1)
+    recipes = {
+        "measured": EvaluatorRecipe.from_supernet(
+            supernet,
+            data=data,
+            profile=profile,
+            calib_samples=cfg.evaluation.calib_samples,
+            exporter=cfg.evaluation.exporter,
+        ),
+        "evaluation-bound": EvaluatorRecipe.from_supernet(
+            supernet,
+            data=data,
+            profile=profile,
+            calib_samples=cfg.evaluation.calib_samples,
+            exporter=cfg.evaluation.exporter,
+            options={"lut": table, "latency_mode": "predict"},
+        ),
+    }
+    recipe = recipes["measured"]
     drawn = candidates(
         spec, args.candidates + WARMUP_PER_SLOT * max(w or 1 for _, w in MODES), args.arch_seed
     )
@@ -167,13 +229,16 @@ def main() -> None:
     common.log(f"{len(params)} candidates of the demo supernet, profile {cfg.profile}")
 
     runs = []
-    for label, workers in MODES:
-        common.log(f"evaluating {len(params)} candidates {label}")
-        run = evaluation_run(recipe, warmup, params, workers)
-        run["mode"] = label
-        runs.append(run)
-        common.log(f"  {run['trials_per_second']:.3f} trials/s")
-    base = runs[0]["trials_per_second"]
+    for workload, workload_recipe in recipes.items():
+        for label, workers in MODES:
+            common.log(f"{workload}: evaluating {len(params)} candidates {label}")
+            run = evaluation_run(workload_recipe, warmup, params, workers)
+            run["mode"] = label
+            run["workload"] = workload
+            runs.append(run)
+            common.log(f"  {run['trials_per_second']:.3f} trials/s")
+    base = {r["workload"]: r["trials_per_second"] for r in runs if r["workers"] is None}
+    one = {r["workload"]: r["trials_per_second"] for r in runs if r["workers"] == 1}
     same_errors = all(r["errors"] == runs[0]["errors"] for r in runs)
 
     tmp = args.out / "tmp" / f"{NAME}-{os.getpid()}"
@@ -203,6 +268,7 @@ def main() -> None:
             "arch_seed": args.arch_seed,
         },
         "recipe_bytes": len(pickle.dumps(recipe)),
+        "machine_ceiling": ceiling,
         "evaluation": runs,
         "same_errors_in_every_mode": same_errors,
         "storage": {
@@ -224,6 +290,7 @@ def main() -> None:
     print(
         common.table(
             [
+                "workload",
                 "where",
                 "set-up s",
                 "warm-up s",
@@ -234,19 +301,29 @@ def main() -> None:
             ],
             [
                 [
+                    r["workload"],
                     r["mode"],
                     f"{r['setup_seconds']:.1f}",
                     f"{r['warmup_seconds']:.1f} ({r['warmup_trials']} trials)",
                     f"{r['trials_seconds']:.1f}",
                     f"{r['trials_per_second']:.3f}",
-                    f"{r['trials_per_second'] / base:.2f}x",
+                    f"{r['trials_per_second'] / base[r['workload']]:.2f}x"
+                    + (
+                        f" ({r['trials_per_second'] / one[r['workload']]:.2f}x 1 worker)"
+                        if r["workers"] == 2
+                        else ""
+                    ),
                     ", ".join(map(str, r["builds_per_worker"])) or "-",
                 ]
                 for r in runs
             ],
         )
     )
-    print(f"\nvalidation errors identical in every mode: {'yes' if same_errors else 'NO'}\n")
+    print(f"\nvalidation errors identical in every mode: {'yes' if same_errors else 'NO'}")
+    print(
+        f"machine ceiling: two single-threaded processes at once do {ceiling['speedup']:.2f}x the work of one "
+        f"alone ({ceiling['one_process_s']:.2f} s alone; {ceiling['two_processes_wall_s']:.2f} s for both)\n"
+    )
     s = payload["storage"]
     print(f"## Study storage overhead ({args.storage_trials} trials, trivial objective)\n")
     print(
