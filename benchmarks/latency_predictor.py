@@ -11,6 +11,7 @@
    one prediction from the table.
 
     .venv/bin/python benchmarks/latency_predictor.py [--quick] [--out benchmarks/out]
+        [--profile-option KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def main() -> None:
     p.add_argument("--repeat-archs", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--profile-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one field of the local-cpu profile for this run, e.g. quiet_gate=false or "
+        "timed_runs=300 (repeatable; VALUE is read as YAML)",
+    )
     args = p.parse_args()
     if args.quick:
         args.subnets, args.calibration, args.repeat_archs, args.repeats = 10, 6, 3, 3
@@ -59,6 +68,18 @@ def main() -> None:
     data = common.load_data(cfg)
     spec = common.supernet_spec(cfg, data)
     profile = load_profile("local-cpu")
+    if args.profile_option:
+        import dataclasses
+
+        import yaml
+
+        changes = {}
+        for item in args.profile_option:
+            key, sep, value = item.partition("=")
+            if not sep or key not in {f.name for f in dataclasses.fields(profile)}:
+                p.error(f"--profile-option wants KEY=VALUE with a field of the profile, got {item!r}")
+            changes[key] = yaml.safe_load(value)
+        profile = dataclasses.replace(profile, **changes)
     shape = tuple(data.input_shape)
 
     t0 = time.perf_counter()
@@ -132,6 +153,7 @@ def main() -> None:
             "quiet_tolerance": profile.quiet_tolerance,
             "quiet_max_s": profile.quiet_max_s,
             "timing_rounds": profile.timing_rounds,
+            "timed_runs": profile.timed_runs,
         },
         "disturbed_measurements": flagged
         + sum(q is False for row in repeat_rows for q in row["quiet"]),
@@ -153,6 +175,8 @@ def main() -> None:
     }
     out = common.write_json(args.out / f"{NAME}{'-quick' if args.quick else ''}.json", result)
     print(common.machine_line(info))
+    if args.profile_option:
+        print(f"local-cpu profile changed for this run: {', '.join(args.profile_option)}")
     print()
     print(
         common.table(

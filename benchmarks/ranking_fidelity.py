@@ -268,6 +268,20 @@ def main() -> None:
         default=None,
         help="harder variant: training images for batch-norm recalibration (default: the config's)",
     )
+    p.add_argument(
+        "--supernet-epochs",
+        type=int,
+        default=None,
+        help="variant: train the supernet for this many epochs; stand-alone nets keep the config's "
+        "(default: the config's)",
+    )
+    p.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=0,
+        help="variant: fine-tune each inherited subnet for this many seeded steps before scoring, as "
+        "evaluation.finetune_steps does in a search (default 0)",
+    )
     args = p.parse_args()
     if not 0.0 < args.train_fraction <= 1.0:
         p.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
@@ -279,6 +293,9 @@ def main() -> None:
     if args.quick:
         overrides["supernet.epochs"] = 2
     cfg = common.demo_config(overrides)
+    standalone_epochs = cfg.supernet.epochs
+    if args.supernet_epochs:
+        cfg = common.demo_config({**overrides, "supernet.epochs": args.supernet_epochs})
     n_subnets = args.subnets or (5 if args.quick else 15)
     n_seeds = args.seeds or (1 if args.quick else 2)
     calib = args.calib_samples or cfg.evaluation.calib_samples
@@ -290,6 +307,8 @@ def main() -> None:
             "-quick" if args.quick else "",
             f"-train{args.train_fraction:g}" if args.train_fraction < 1.0 else "",
             f"-calib{calib}" if calib != cfg.evaluation.calib_samples else "",
+            f"-se{args.supernet_epochs}" if args.supernet_epochs else "",
+            f"-ft{args.finetune_steps}" if args.finetune_steps else "",
         ]
     )
 
@@ -299,6 +318,8 @@ def main() -> None:
         data=data,
         profile=load_profile(cfg.profile),
         calib_samples=calib,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=cfg.evaluation.finetune_lr,
         exporter=cfg.evaluation.exporter,
         work_dir=args.out / "tmp",
     )
@@ -319,7 +340,7 @@ def main() -> None:
             "dataset": cfg.data.name,
             "data_seed": cfg.seed,
             "train_fraction": args.train_fraction,
-            "epochs": s.epochs,
+            "epochs": standalone_epochs,
             "batch_size": s.batch_size,
             "lr": s.lr,
             "weight_decay": s.weight_decay,
@@ -395,7 +416,7 @@ def main() -> None:
         "supernet": sn_record,
         "standalone_recipe": {
             "optimizer": f"SGD, Nesterov momentum {MOMENTUM}, cosine to 0 per step",
-            "epochs": s.epochs,
+            "epochs": standalone_epochs,
             "batch_size": s.batch_size,
             "lr": s.lr,
             "weight_decay": s.weight_decay,
@@ -424,6 +445,8 @@ def main() -> None:
             else []
         ),
         *([f"{calib} calibration images"] if calib != cfg.evaluation.calib_samples else []),
+        *([f"supernet trained {args.supernet_epochs} epochs"] if args.supernet_epochs else []),
+        *([f"{args.finetune_steps} fine-tuning steps per subnet"] if args.finetune_steps else []),
     ]
     print(f"## Ranking fidelity{' (' + ', '.join(described) + ')' if described else ''}\n")
     print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
@@ -431,7 +454,7 @@ def main() -> None:
         f"- supernet: demo config on {cfg.data.name}, {s.epochs} epochs on {len(data.train)} training images "
         f"({'cached' if sn_record['cached'] else 'trained now'}, {sn_record['training_seconds']:.0f}s of "
         f"training); BN recalibration on {min(calib, len(data.train))} images; {len(archs)} subnets, "
-        f"{n_seeds} stand-alone seed(s) each, {s.epochs} epochs\n"
+        f"{n_seeds} stand-alone seed(s) each, {standalone_epochs} epochs\n"
     )
     print(
         common.table(

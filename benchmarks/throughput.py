@@ -185,7 +185,7 @@ def storage_run(storage: Storage, n_trials: int) -> float:
 
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--candidates", type=int, default=24, help="distinct archs scored in each mode")
+    p.add_argument("--candidates", type=int, default=60, help="distinct archs scored in each mode")
     p.add_argument("--arch-seed", type=int, default=0, help="seed of the random archs")
     p.add_argument("--storage-trials", type=int, default=1000, help="trials of the storage comparison")
     args = p.parse_args()
