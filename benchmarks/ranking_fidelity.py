@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -282,7 +283,26 @@ def main() -> None:
         help="variant: fine-tune each inherited subnet for this many seeded steps before scoring, as "
         "evaluation.finetune_steps does in a search (default 0)",
     )
+    p.add_argument(
+        "--supernet-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="variant: change one supernet training setting (num_random, lr, weight_decay, batch_size); "
+        "stand-alone nets keep the config's (repeatable; VALUE is read as YAML)",
+    )
     args = p.parse_args()
+    supernet_changes: dict[str, Any] = {}
+    for item in args.supernet_option:
+        key, sep, value = item.partition("=")
+        if not sep or key not in {"num_random", "lr", "weight_decay", "batch_size"}:
+            p.error(
+                f"--supernet-option wants KEY=VALUE with KEY one of num_random, lr, weight_decay, "
+                f"batch_size; got {item!r}"
+            )
+        supernet_changes[f"supernet.{key}"] = yaml.safe_load(value)
+    if args.supernet_epochs:
+        supernet_changes["supernet.epochs"] = args.supernet_epochs
     if not 0.0 < args.train_fraction <= 1.0:
         p.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
     common.apply_threads(args.threads)
@@ -292,10 +312,9 @@ def main() -> None:
     overrides: dict[str, Any] = {"data.name": args.dataset}
     if args.quick:
         overrides["supernet.epochs"] = 2
-    cfg = common.demo_config(overrides)
-    standalone_epochs = cfg.supernet.epochs
-    if args.supernet_epochs:
-        cfg = common.demo_config({**overrides, "supernet.epochs": args.supernet_epochs})
+    standalone = common.demo_config(overrides).supernet
+    standalone_epochs = standalone.epochs
+    cfg = common.demo_config({**overrides, **supernet_changes})
     n_subnets = args.subnets or (5 if args.quick else 15)
     n_seeds = args.seeds or (1 if args.quick else 2)
     calib = args.calib_samples or cfg.evaluation.calib_samples
@@ -308,6 +327,7 @@ def main() -> None:
             f"-train{args.train_fraction:g}" if args.train_fraction < 1.0 else "",
             f"-calib{calib}" if calib != cfg.evaluation.calib_samples else "",
             f"-se{args.supernet_epochs}" if args.supernet_epochs else "",
+            *(f"-{o.replace('=', '')}" for o in args.supernet_option),
             f"-ft{args.finetune_steps}" if args.finetune_steps else "",
         ]
     )
@@ -330,7 +350,7 @@ def main() -> None:
     inherited = [evaluator.score(a) for a in archs]
     inherited_seconds = time.perf_counter() - t0
 
-    s = cfg.supernet
+    s = standalone
     jobs = [
         {
             "index": i,
@@ -446,12 +466,13 @@ def main() -> None:
         ),
         *([f"{calib} calibration images"] if calib != cfg.evaluation.calib_samples else []),
         *([f"supernet trained {args.supernet_epochs} epochs"] if args.supernet_epochs else []),
+        *([f"supernet {o}" for o in args.supernet_option]),
         *([f"{args.finetune_steps} fine-tuning steps per subnet"] if args.finetune_steps else []),
     ]
     print(f"## Ranking fidelity{' (' + ', '.join(described) + ')' if described else ''}\n")
     print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
     print(
-        f"- supernet: demo config on {cfg.data.name}, {s.epochs} epochs on {len(data.train)} training images "
+        f"- supernet: demo config on {cfg.data.name}, {cfg.supernet.epochs} epochs on {len(data.train)} training images "
         f"({'cached' if sn_record['cached'] else 'trained now'}, {sn_record['training_seconds']:.0f}s of "
         f"training); BN recalibration on {min(calib, len(data.train))} images; {len(archs)} subnets, "
         f"{n_seeds} stand-alone seed(s) each, {standalone_epochs} epochs\n"

@@ -108,7 +108,9 @@ def test_kill_9_during_training_and_search_then_resume_gives_the_same_study(refe
 
 
 def test_ctrl_c_keeps_the_study_and_says_how_to_resume(tmp_path):
-    (tmp_path / "c.yaml").write_text(CONFIG)
+    # Far more trials than can finish between the poll that sees two and the signal: a trial of this tiny
+    # space takes milliseconds, so with the reference's 12 the search could end before Ctrl-C arrives.
+    (tmp_path / "c.yaml").write_text(CONFIG.replace("trials: 12", "trials: 5000"))
     run = tmp_path / "int"
     p = hwnas("search", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path), "--name", "int")
     wait_for(lambda: finished(run) >= 2, p)
