@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch.utils.data import TensorDataset
 
 from nas import DataSplits, SearchConfig, Supernet, SupernetSpec, load_config, load_dataset, train_supernet
@@ -48,6 +49,23 @@ def parser(description: str, *, threads: bool = True) -> argparse.ArgumentParser
             help="torch threads in this process (default 0: torch's default)",
         )
     return p
+
+
+def key_values(
+    p: argparse.ArgumentParser, flag: str, items: Sequence[str], allowed: Sequence[str]
+) -> dict[str, Any]:
+    """``KEY=VALUE`` strings of a repeatable ``flag`` as a dict, each value read as YAML.
+
+    A string without ``=`` or with a key outside ``allowed`` ends the script with a usage error naming the
+    valid keys.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            p.error(f"{flag} wants KEY=VALUE with KEY one of {', '.join(allowed)}; got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def apply_threads(n: int) -> None:

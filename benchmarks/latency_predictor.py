@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -69,16 +70,8 @@ def main() -> None:
     spec = common.supernet_spec(cfg, data)
     profile = load_profile("local-cpu")
     if args.profile_option:
-        import dataclasses
-
-        import yaml
-
-        changes = {}
-        for item in args.profile_option:
-            key, sep, value = item.partition("=")
-            if not sep or key not in {f.name for f in dataclasses.fields(profile)}:
-                p.error(f"--profile-option wants KEY=VALUE with a field of the profile, got {item!r}")
-            changes[key] = yaml.safe_load(value)
+        fields = [f.name for f in dataclasses.fields(profile)]
+        changes = common.key_values(p, "--profile-option", args.profile_option, fields)
         profile = dataclasses.replace(profile, **changes)
     shape = tuple(data.input_shape)
 

@@ -38,7 +38,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -292,15 +291,10 @@ def main() -> None:
         "stand-alone nets keep the config's (repeatable; VALUE is read as YAML)",
     )
     args = p.parse_args()
-    supernet_changes: dict[str, Any] = {}
-    for item in args.supernet_option:
-        key, sep, value = item.partition("=")
-        if not sep or key not in {"num_random", "lr", "weight_decay", "batch_size"}:
-            p.error(
-                f"--supernet-option wants KEY=VALUE with KEY one of num_random, lr, weight_decay, "
-                f"batch_size; got {item!r}"
-            )
-        supernet_changes[f"supernet.{key}"] = yaml.safe_load(value)
+    options = common.key_values(
+        p, "--supernet-option", args.supernet_option, ["num_random", "lr", "weight_decay", "batch_size"]
+    )
+    supernet_changes: dict[str, Any] = {f"supernet.{k}": v for k, v in options.items()}
     if args.supernet_epochs:
         supernet_changes["supernet.epochs"] = args.supernet_epochs
     if not 0.0 < args.train_fraction <= 1.0:
@@ -313,7 +307,6 @@ def main() -> None:
     if args.quick:
         overrides["supernet.epochs"] = 2
     standalone = common.demo_config(overrides).supernet
-    standalone_epochs = standalone.epochs
     cfg = common.demo_config({**overrides, **supernet_changes})
     n_subnets = args.subnets or (5 if args.quick else 15)
     n_seeds = args.seeds or (1 if args.quick else 2)
@@ -350,7 +343,6 @@ def main() -> None:
     inherited = [evaluator.score(a) for a in archs]
     inherited_seconds = time.perf_counter() - t0
 
-    s = standalone
     jobs = [
         {
             "index": i,
@@ -360,10 +352,10 @@ def main() -> None:
             "dataset": cfg.data.name,
             "data_seed": cfg.seed,
             "train_fraction": args.train_fraction,
-            "epochs": standalone_epochs,
-            "batch_size": s.batch_size,
-            "lr": s.lr,
-            "weight_decay": s.weight_decay,
+            "epochs": standalone.epochs,
+            "batch_size": standalone.batch_size,
+            "lr": standalone.lr,
+            "weight_decay": standalone.weight_decay,
             "threads": 1 if args.workers > 1 else torch.get_num_threads(),
         }
         for i, arch in enumerate(archs)
@@ -436,10 +428,10 @@ def main() -> None:
         "supernet": sn_record,
         "standalone_recipe": {
             "optimizer": f"SGD, Nesterov momentum {MOMENTUM}, cosine to 0 per step",
-            "epochs": standalone_epochs,
-            "batch_size": s.batch_size,
-            "lr": s.lr,
-            "weight_decay": s.weight_decay,
+            "epochs": standalone.epochs,
+            "batch_size": standalone.batch_size,
+            "lr": standalone.lr,
+            "weight_decay": standalone.weight_decay,
             "loss": "cross-entropy",
             "seeds": n_seeds,
         },
@@ -475,7 +467,7 @@ def main() -> None:
         f"- supernet: demo config on {cfg.data.name}, {cfg.supernet.epochs} epochs on {len(data.train)} training images "
         f"({'cached' if sn_record['cached'] else 'trained now'}, {sn_record['training_seconds']:.0f}s of "
         f"training); BN recalibration on {min(calib, len(data.train))} images; {len(archs)} subnets, "
-        f"{n_seeds} stand-alone seed(s) each, {standalone_epochs} epochs\n"
+        f"{n_seeds} stand-alone seed(s) each, {standalone.epochs} epochs\n"
     )
     print(
         common.table(
