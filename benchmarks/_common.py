@@ -191,11 +191,13 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
 
 
 def trained_supernet(
-    cfg: SearchConfig, out: Path, *, train_fraction: float = 1.0
+    cfg: SearchConfig, out: Path, *, train_fraction: float = 1.0, supernet_seed: int | None = None
 ) -> tuple[DataSplits, Supernet, dict[str, Any]]:
     """Data and the supernet trained exactly as ``Experiment.run`` trains it, cached under ``out/cache``.
 
     ``train_fraction`` < 1 trains on a stratified share of the training split only (see :func:`load_data`).
+    ``supernet_seed`` seeds the supernet's initialisation and training apart from the data (default: the
+    config's seed, which also draws the split), to see how much one training draw matters.
     The checkpoint is named by a hash of the training settings; an existing complete checkpoint is only
     loaded, an interrupted one is resumed (``train_supernet`` does both).
 
@@ -208,19 +210,22 @@ def trained_supernet(
     data = load_data(cfg, train_fraction)
     spec = supernet_spec(cfg, data)
     settings = training_settings(cfg, spec, train_fraction)
+    seed = cfg.seed if supernet_seed is None else supernet_seed
+    if supernet_seed is not None:
+        settings["supernet_seed"] = supernet_seed
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     tag = f"-train{train_fraction:g}" if train_fraction < 1.0 else ""
     path = out / "cache" / f"supernet-{cfg.data.name}{tag}-e{cfg.supernet.epochs}-{digest}.pt"
     log(
         f"supernet: {'loading or resuming' if path.is_file() else 'training'} {path} ({cfg.supernet.epochs} epochs)"
     )
-    supernet = Supernet(spec, seed=cfg.seed)
+    supernet = Supernet(spec, seed=seed)
     t0 = time.perf_counter()
     result = train_supernet(
         supernet,
         data.train,
         **cfg.supernet.train_kwargs(),
-        seed=cfg.seed,
+        seed=seed,
         checkpoint_path=path,
         on_epoch=lambda e, n, loss, sec: log(f"  epoch {e}/{n}  loss {loss:.4f}  {sec:.1f}s"),
     )

@@ -33,7 +33,7 @@ import _common as common
 
 from hardware_profiles import load_profile
 from nas import Supernet, export_onnx
-from nas._lut import arch_parts, measure_table, predict_latency
+from nas._lut import measure_table, predict_latency
 from profilers import OnnxRuntimeLatency
 
 NAME = "latency_predictor"
@@ -145,11 +145,11 @@ def main() -> None:
             "quiet_gate": profile.quiet_gate,
             "quiet_tolerance": profile.quiet_tolerance,
             "quiet_max_s": profile.quiet_max_s,
+            "quiet_retries": profile.quiet_retries,
             "timing_rounds": profile.timing_rounds,
             "timed_runs": profile.timed_runs,
         },
-        "disturbed_measurements": flagged
-        + sum(q is False for row in repeat_rows for q in row["quiet"]),
+        "disturbed_measurements": flagged + sum(q is False for row in repeat_rows for q in row["quiet"]),
         "within_10pct": within,
         "within_5pct": float(np.mean(rel <= 0.05)),
         "mape": float(np.mean(rel)),
@@ -163,7 +163,9 @@ def main() -> None:
         },
         "cost_s": {k: float(np.median(v)) for k, v in costs.items()}
         | {"session_create": float(np.median(starts))},
-        "pairs": [{"arch": a, "measured_ms": x, "predicted_ms": y} for a, x, y in zip(archs, measured, predicted)],
+        "pairs": [
+            {"arch": a, "measured_ms": x, "predicted_ms": y} for a, x, y in zip(archs, measured, predicted)
+        ],
         "calibration_archs": calibration,
     }
     out = common.write_json(args.out / f"{NAME}{'-quick' if args.quick else ''}.json", result)

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
-from nas import Supernet, SearchTracker, train_supernet
+from nas import SearchTracker, Supernet, train_supernet
 
 
 def main() -> None:

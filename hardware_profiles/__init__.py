@@ -90,6 +90,9 @@ class HardwareProfile:
         quiet_tolerance: How far above its fastest time the probe may be for a run to count (0.25: 25 %).
         quiet_max_s: Most seconds one measurement waits for quiet runs; after that it reports every run and
             flags the figure as disturbed.
+        quiet_retries: How many more times a measurement the gate flagged as disturbed is timed again (a
+            fresh ONNX Runtime session each time, waiting up to ``quiet_max_s`` again); a quiet result is kept where one
+            comes. 0: report the disturbed figure at once.
         energy: How energy is obtained: ``"nvml"`` (NVIDIA GPU counters, ``device: cuda``), ``"rapl"`` (CPU
             counters under ``/sys/class/powercap``, ``device: cpu``), ``"estimate"`` (the power model below) or
             ``"auto"`` (measure where possible, else estimate, and say why).
@@ -128,6 +131,7 @@ class HardwareProfile:
     quiet_gate: bool = False
     quiet_tolerance: float = 0.25
     quiet_max_s: float = 2.0
+    quiet_retries: int = 0
     energy: str = "auto"
     energy_min_duration_s: float = 1.0
     subtract_idle: bool = False
@@ -198,9 +202,10 @@ class HardwareProfile:
             )
         for key in (
             "intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs", "timing_rounds",
+            "quiet_retries",
         ):  # fmt: skip
             value = getattr(self, key)
-            minimum = 0 if key == "warmup_runs" else 1
+            minimum = 0 if key in ("warmup_runs", "quiet_retries") else 1
             if not _is_int(value) or value < minimum:
                 raise ProfileError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
         _check_str(where, "energy", self.energy)

@@ -97,12 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--population", type=_positive_int, metavar="N", help="NSGA-II population size")
     s.add_argument("--epochs", type=_positive_int, metavar="N", help="supernet training epochs")
-    s.add_argument("--objectives", metavar="A,B", help="comma-separated: error, latency_ms, params, flops")
+    s.add_argument(
+        "--objectives",
+        metavar="A,B",
+        help="comma-separated, of: error, latency_ms, energy_mj, peak_memory_mb, params, flops",
+    )
     s.add_argument(
         "--constraint", action="append", metavar="EXPR", help="e.g. 'latency_ms <= 2.0' (repeatable)"
     )
     s.add_argument("--profile", metavar="NAME|FILE", help="hardware profile (default: local-cpu)")
-    s.add_argument("--dataset", help="digits (default) or cifar10")
+    s.add_argument("--dataset", help="digits (default), digits-hard or cifar10")
     s.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
     s.add_argument(
         "--threads", type=_non_negative_int, metavar="N", help="torch threads for training (0: all cores)"
@@ -152,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", required=True, metavar="FILE", help="where to write the table (JSON)")
     d.add_argument("--config", metavar="FILE", help="search config whose space and dataset to measure")
-    d.add_argument("--dataset", help="digits (default) or cifar10: sets the input shape and classes")
+    d.add_argument(
+        "--dataset", help="digits (default), digits-hard or cifar10: sets the input shape and classes"
+    )
     d.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
     d.add_argument(
         "--calibration",

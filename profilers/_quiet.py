@@ -11,6 +11,8 @@ evicted), ``probe, run, probe, run, probe, ...``. The probe's undisturbed time (
 the fastest the probe has ever run in this process. A run counts only when the probes just before and just
 after it were both within ``tolerance`` of the floor (runs are judged again whenever the floor falls); the
 gate keeps going until ``timed_runs`` runs counted, or until ``max_seconds`` have passed. A run that is skipped costs only time, never accuracy.
+When a timing ran out of time (``quiet`` false), the latency backends time the model again (ONNX Runtime
+in a fresh session), up to ``retries`` more times, and keep a quiet result where one came (:func:`preferred`).
 
 On a quiet dedicated machine every run counts and the gate costs one probe per run. It watches the CPU
 the timing thread runs on, so it suits CPU execution; a GPU's own contention is not visible to it.
@@ -30,7 +32,9 @@ from profilers._base import Runner
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["GatedTiming", "QuietGate"]
+    from hardware_profiles import HardwareProfile
+
+__all__ = ["GatedTiming", "QuietGate", "preferred"]
 
 #: Fewest gated runs a result is allowed to rest on; below that the gate reports all runs as disturbed.
 MIN_QUIET_RUNS = 10
@@ -118,8 +122,7 @@ class _Probe:
         start = time.perf_counter_ns()
         self.session.run(None, self.feed)
         elapsed = time.perf_counter_ns() - start
-        if elapsed < self.floor_ns:
-            self.floor_ns = elapsed
+        self.floor_ns = min(self.floor_ns, elapsed)
         return elapsed
 
 
@@ -129,6 +132,8 @@ class QuietGate:
     Args:
         tolerance: How far above its floor a probe may be and still count as quiet (0.25: 25 %).
         max_seconds: Most seconds one timing may spend waiting for quiet runs.
+        retries: How many more times a latency backend times a model (ONNX Runtime: in a fresh session) when a
+            timing ran out of time without enough quiet runs; 0: report the disturbed figure at once.
 
     Raises:
         ValueError: An argument is out of range.
@@ -140,16 +145,28 @@ class QuietGate:
         True
     """
 
-    def __init__(self, *, tolerance: float = 0.25, max_seconds: float = 2.0) -> None:
+    def __init__(self, *, tolerance: float = 0.25, max_seconds: float = 2.0, retries: int = 0) -> None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 10:
             raise ValueError(f"tolerance must be a number in (0, 10], got {tolerance!r}")
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
         self.tolerance = float(tolerance)
         self.max_seconds = float(max_seconds)
+        self.retries = retries
+
+    @classmethod
+    def from_profile(cls, profile: HardwareProfile) -> QuietGate:
+        """The gate a hardware profile's ``quiet_tolerance``, ``quiet_max_s`` and ``quiet_retries`` describe."""
+        return cls(
+            tolerance=profile.quiet_tolerance, max_seconds=profile.quiet_max_s, retries=profile.quiet_retries
+        )
 
     def __repr__(self) -> str:
-        return f"QuietGate(tolerance={self.tolerance}, max_seconds={self.max_seconds})"
+        return (
+            f"QuietGate(tolerance={self.tolerance}, max_seconds={self.max_seconds}, retries={self.retries})"
+        )
 
     def time(self, run: Runner, timed_runs: int, *, probe: _Probe | None = None) -> GatedTiming:
         """Times ``run`` until ``timed_runs`` calls were taken in quiet phases, or ``max_seconds`` passed.
@@ -188,3 +205,9 @@ class QuietGate:
         """Per run: whether the probes before and after it were both within tolerance of ``floor``."""
         calm = probes <= floor * (1.0 + self.tolerance)
         return calm[:-1] & calm[1:]
+
+
+def preferred(a: tuple[np.ndarray, bool | None], b: tuple[np.ndarray, bool | None]) -> bool:
+    """Whether timing ``a`` (samples, quiet) makes a better figure than ``b``: a quiet one beats a disturbed
+    one, and between equals the lower median wins (interference only ever adds time)."""
+    return (a[1] is False, float(np.median(a[0]))) < (b[1] is False, float(np.median(b[0])))

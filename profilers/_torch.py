@@ -17,7 +17,7 @@ from hardware_profiles import MIN_TIMED_RUNS, HardwareProfile
 from profilers._base import LatencyProfiler, LatencyResult, Runner
 from profilers._memory import MemoryResult
 from profilers._onnxruntime import device_lock, summarise, timed
-from profilers._quiet import QuietGate
+from profilers._quiet import QuietGate, preferred
 
 if TYPE_CHECKING:
     import torch
@@ -133,9 +133,7 @@ class TorchLatency(LatencyProfiler):
             warmup_runs=profile.warmup_runs,
             timed_runs=profile.timed_runs,
             seed=seed,
-            quiet_gate=QuietGate(tolerance=profile.quiet_tolerance, max_seconds=profile.quiet_max_s)
-            if profile.quiet_gate
-            else None,
+            quiet_gate=QuietGate.from_profile(profile) if profile.quiet_gate else None,
         )
 
     def __repr__(self) -> str:
@@ -270,6 +268,15 @@ class TorchLatency(LatencyProfiler):
             module, x, sample_shape = self._prepare(model, input_shape, batch_size)
             run = self._runner(module, x)
             samples_ns, quiet, rejected = timed(run, self.warmup_runs, self.timed_runs, self.quiet_gate)
+            for _ in range(self.quiet_gate.retries if quiet is False and self.quiet_gate else 0):
+                block, block_quiet, block_rejected = timed(
+                    run, self.warmup_runs, self.timed_runs, self.quiet_gate
+                )
+                rejected += block_rejected
+                if preferred((block, block_quiet), (samples_ns, quiet)):
+                    samples_ns, quiet = block, block_quiet
+                if quiet:
+                    break
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,

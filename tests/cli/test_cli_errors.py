@@ -134,3 +134,17 @@ def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_p
     code, out, err = run(["search", "--resume", str(tmp_path / "r"), "--trials", "4"], capsys)
     assert code == 2 and "not a readable SQLite study file" in err and len(err.strip().splitlines()) == 1
     assert db.read_bytes() == b"this is not a database at all" * 100
+
+
+@pytest.mark.parametrize("command", ["search", "profile-device"])
+def test_help_names_every_objective_and_dataset(command, capsys):
+    from nas._config import DATASET_NAMES, OBJECTIVE_UNITS
+
+    code, out, _ = run([command, "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps help lines
+    for dataset in DATASET_NAMES:
+        assert dataset in text, f"--dataset help of {command!r} misses {dataset!r}"
+    if command == "search":
+        for objective in OBJECTIVE_UNITS:
+            assert objective in text, f"--objectives help misses {objective!r}"

@@ -12,7 +12,7 @@ from profiler_models import matmul_chain
 
 from hardware_profiles import HardwareProfile, ProfileError
 from profilers import OnnxRuntimeLatency, QuietGate, TorchLatency
-from profilers._quiet import MIN_QUIET_RUNS, _Probe
+from profilers._quiet import MIN_QUIET_RUNS, GatedTiming, _Probe, preferred
 
 CALM_NS, BUSY_NS = 10_000, 25_000  # probe times: undisturbed, and in a phase of interference
 QUIET_RUN_S, BUSY_RUN_S = 0.0002, 0.002
@@ -42,8 +42,10 @@ def busy_wait(seconds: float) -> None:
 def phased(pattern: list[bool]) -> tuple[ScriptedProbe, callable]:
     """A probe and a run that agree on phases: ``pattern[i]`` says whether run ``i`` is disturbed (and so
     are the probes on both sides of it); a disturbed run takes ten times longer."""
-    probes = [BUSY_NS if (i < len(pattern) and pattern[i]) or (i > 0 and pattern[i - 1]) else CALM_NS
-              for i in range(len(pattern) + 1)]
+    probes = [
+        BUSY_NS if (i < len(pattern) and pattern[i]) or (i > 0 and pattern[i - 1]) else CALM_NS
+        for i in range(len(pattern) + 1)
+    ]
     probe = ScriptedProbe(iter(probes), CALM_NS)
     calls = iter(pattern)
 
@@ -103,6 +105,8 @@ def test_a_few_quiet_runs_before_the_time_limit_still_count() -> None:
         ({"tolerance": 11}, "tolerance must be a number in"),
         ({"max_seconds": 0}, "max_seconds must be a positive number"),
         ({"max_seconds": "1"}, "max_seconds must be a positive number"),
+        ({"retries": -1}, "retries must be an integer >= 0"),
+        ({"retries": 1.5}, "retries must be an integer >= 0"),
     ],
 )
 def test_bad_gate_arguments(kwargs: dict, match: str) -> None:
@@ -138,9 +142,13 @@ def test_onnxruntime_latency_with_the_gate(tmp_path: Path) -> None:
 def test_profiles_switch_the_gate_on(tmp_path: Path) -> None:
     profile = HardwareProfile(name="q", quiet_gate=True, quiet_tolerance=0.5, quiet_max_s=3)
     gate = OnnxRuntimeLatency.from_profile(profile).quiet_gate
-    assert gate is not None and (gate.tolerance, gate.max_seconds) == (0.5, 3.0)
+    assert gate is not None and (gate.tolerance, gate.max_seconds, gate.retries) == (0.5, 3.0, 0)
+    retrying = HardwareProfile(name="r", quiet_gate=True, quiet_retries=3)
+    assert OnnxRuntimeLatency.from_profile(retrying).quiet_gate.retries == 3  # type: ignore[union-attr]
     assert OnnxRuntimeLatency.from_profile(HardwareProfile(name="p")).quiet_gate is None
-    torch_gate = TorchLatency.from_profile(HardwareProfile(name="t", runtime="torch", quiet_gate=True)).quiet_gate
+    torch_gate = TorchLatency.from_profile(
+        HardwareProfile(name="t", runtime="torch", quiet_gate=True)
+    ).quiet_gate
     assert torch_gate is not None
 
 
@@ -154,6 +162,8 @@ def test_profiles_switch_the_gate_on(tmp_path: Path) -> None:
         ),
         ({"quiet_tolerance": 0}, r"quiet_tolerance must be in \(0, 10\]"),
         ({"quiet_max_s": -1}, "quiet_max_s must be a positive number of seconds"),
+        ({"quiet_retries": -1}, "quiet_retries must be an integer >= 0"),
+        ({"quiet_retries": "2"}, "quiet_retries must be an integer >= 0"),
     ],
 )
 def test_bad_gate_settings_in_a_profile(fields: dict, match: str) -> None:
@@ -166,3 +176,68 @@ def test_the_gate_is_refused_on_a_gpu_provider_and_device() -> None:
         OnnxRuntimeLatency(quiet_gate=0.25)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="quiet_gate must be a QuietGate on device 'cpu'"):
         TorchLatency(quiet_gate=np.float64(0.25))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- retries
+
+
+class ScriptedGate(QuietGate):
+    """A gate whose timings are scripted: each entry is (quiet, nanoseconds of every run)."""
+
+    def __init__(self, script: list[tuple[bool, int]], retries: int) -> None:
+        super().__init__(max_seconds=1.0, retries=retries)
+        self.script = iter(script)
+        self.calls = 0
+
+    def time(self, run, timed_runs, *, probe=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        quiet, ns = next(self.script)
+        run()
+        return GatedTiming(np.full(timed_runs, ns, dtype=np.int64), quiet, 0 if quiet else 5, CALM_NS)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+@pytest.mark.parametrize(
+    ("script", "retries", "calls", "quiet", "median_ms"),
+    [
+        # a disturbed timing, then a quiet one: the quiet one counts, even though it is slower
+        ([(False, 40_000), (True, 50_000)], 2, 2, True, 0.05),
+        # never quiet: every retry is spent, the lowest median is kept and the figure stays flagged
+        ([(False, 90_000), (False, 60_000), (False, 70_000)], 2, 3, False, 0.06),
+        # no retries: the first, disturbed figure is reported
+        ([(False, 90_000), (True, 10_000)], 0, 1, False, 0.09),
+        # quiet at once: nothing is repeated
+        ([(True, 30_000), (True, 10_000)], 2, 1, True, 0.03),
+    ],
+)
+def test_a_disturbed_timing_is_repeated(
+    tmp_path: Path,
+    backend: str,
+    script: list[tuple[bool, int]],
+    retries: int,
+    calls: int,
+    quiet: bool,
+    median_ms: float,
+) -> None:
+    gate = ScriptedGate(script, retries)
+    if backend == "onnxruntime":
+        model = matmul_chain(tmp_path / "m.onnx", width=16, depth=1)
+        result = OnnxRuntimeLatency(timed_runs=30, warmup_runs=0, quiet_gate=gate).measure(model, (16,))
+    else:
+        import torch
+
+        result = TorchLatency(timed_runs=30, warmup_runs=0, quiet_gate=gate).measure(
+            torch.nn.Linear(16, 4), (16,)
+        )
+    assert gate.calls == calls
+    assert result.quiet is quiet
+    assert result.median_ms == pytest.approx(median_ms)
+    assert result.rejected_runs == 5 * sum(not q for q, _ in script[:calls])
+
+
+def test_preferred_puts_quiet_before_fast() -> None:
+    fast, slow = np.array([10, 10, 10]), np.array([20, 20, 20])
+    assert preferred((slow, True), (fast, False))
+    assert not preferred((fast, False), (slow, True))
+    assert preferred((fast, True), (slow, True)) and preferred((fast, None), (slow, None))
+    assert not preferred((slow, False), (fast, False))
