@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -362,22 +362,18 @@ class OnnxRuntimeLatency(LatencyProfiler):
         """
         path, sample_shape = self._prepare(onnx_path, input_shape, batch_size)
         with device_lock(self.device):
-            run, provider = self._runner(path, (batch_size, *sample_shape))
-            samples_ns, quiet, rejected = timed(run, self.warmup_runs, self.timed_runs, self.quiet_gate)
-            # A session's speed can depend on where its buffers landed (sessions of one model were seen 2x
-            # apart on a virtual machine), and interference only ever adds time: each round opens a new
-            # session, and the round with the lowest median is kept.
-            # A round the quiet gate could not fill in time is tried again, as the gate's retries allow.
-            extra, retries = self.rounds - 1, self.quiet_gate.retries if self.quiet_gate else 0
-            while extra > 0 or (quiet is False and retries > 0):
-                extra, retries = (extra - 1, retries) if extra > 0 else (extra, retries - 1)
+            provider = ""
+
+            def fresh_session() -> Runner:
+                # A session's speed can depend on where its buffers landed (sessions of one model were seen
+                # 2x apart on a virtual machine): every round and every retry opens a new one.
+                nonlocal provider
                 run, provider = self._runner(path, (batch_size, *sample_shape))
-                block, block_quiet, block_rejected = timed(
-                    run, self.warmup_runs, self.timed_runs, self.quiet_gate
-                )
-                rejected += block_rejected
-                if preferred((block, block_quiet), (samples_ns, quiet)):
-                    samples_ns, quiet = block, block_quiet
+                return run
+
+            samples_ns, quiet, rejected = best_timing(
+                fresh_session, self.warmup_runs, self.timed_runs, self.quiet_gate, rounds=self.rounds
+            )
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,
@@ -446,6 +442,32 @@ def timed(
         run()
     timing = gate.time(run, timed_runs)
     return timing.samples_ns, timing.quiet, timing.rejected_runs
+
+
+def best_timing(
+    next_run: Callable[[], Runner],
+    warmup_runs: int,
+    timed_runs: int,
+    gate: QuietGate | None,
+    *,
+    rounds: int = 1,
+) -> tuple[np.ndarray, bool | None, int]:
+    """:func:`timed` ``rounds`` times, then again (up to ``gate.retries`` times) while the best timing so far
+    is disturbed; each timing gets its runner from ``next_run``. Keeps the :func:`~profilers._quiet.preferred`
+    timing (quiet first, then the lowest median: interference only ever adds time).
+
+    Returns:
+        As :func:`timed`, with the skipped calls of every timing added up.
+    """
+    samples_ns, quiet, rejected = timed(next_run(), warmup_runs, timed_runs, gate)
+    for attempt in range(1, rounds + (gate.retries if gate else 0)):
+        if attempt >= rounds and quiet is not False:
+            break
+        block, block_quiet, block_rejected = timed(next_run(), warmup_runs, timed_runs, gate)
+        rejected += block_rejected
+        if preferred((block, block_quiet), (samples_ns, quiet)):
+            samples_ns, quiet = block, block_quiet
+    return samples_ns, quiet, rejected
 
 
 def summarise(

@@ -16,8 +16,8 @@ import numpy as np
 from hardware_profiles import MIN_TIMED_RUNS, HardwareProfile
 from profilers._base import LatencyProfiler, LatencyResult, Runner
 from profilers._memory import MemoryResult
-from profilers._onnxruntime import device_lock, summarise, timed
-from profilers._quiet import QuietGate, preferred
+from profilers._onnxruntime import best_timing, device_lock, summarise
+from profilers._quiet import QuietGate
 
 if TYPE_CHECKING:
     import torch
@@ -267,16 +267,9 @@ class TorchLatency(LatencyProfiler):
         with device_lock(self.device):
             module, x, sample_shape = self._prepare(model, input_shape, batch_size)
             run = self._runner(module, x)
-            samples_ns, quiet, rejected = timed(run, self.warmup_runs, self.timed_runs, self.quiet_gate)
-            for _ in range(self.quiet_gate.retries if quiet is False and self.quiet_gate else 0):
-                block, block_quiet, block_rejected = timed(
-                    run, self.warmup_runs, self.timed_runs, self.quiet_gate
-                )
-                rejected += block_rejected
-                if preferred((block, block_quiet), (samples_ns, quiet)):
-                    samples_ns, quiet = block, block_quiet
-                if quiet:
-                    break
+            samples_ns, quiet, rejected = best_timing(
+                lambda: run, self.warmup_runs, self.timed_runs, self.quiet_gate
+            )
         return summarise(
             samples_ns,
             warmup_runs=self.warmup_runs,
