@@ -175,7 +175,12 @@ def supernet_spec(cfg: SearchConfig, data: DataSplits) -> SupernetSpec:
 def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: float = 1.0) -> dict[str, Any]:
     """Everything the trained weights depend on: the key of the cache."""
     s = cfg.supernet
-    extra = {"train_fraction": train_fraction} if train_fraction < 1.0 else {}
+    extra: dict[str, Any] = {"train_fraction": train_fraction} if train_fraction < 1.0 else {}
+    # Settings added later join the key only when they differ from their default, so older caches stay valid.
+    if s.distill != 1.0:
+        extra["distill"] = s.distill
+    if s.average_last:
+        extra["average_last"] = s.average_last
     return {
         **extra,
         "dataset": cfg.data.name,

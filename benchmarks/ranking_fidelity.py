@@ -357,8 +357,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="variant: change one supernet training setting (num_random, lr, weight_decay, batch_size); "
-        "stand-alone nets keep the config's (repeatable; VALUE is read as YAML)",
+        help="variant: change one supernet training setting (num_random, distill, average_last, lr, "
+        "weight_decay, batch_size); stand-alone nets keep the config's (repeatable; VALUE is read as YAML)",
     )
     p.add_argument(
         "--supernet-seed",
@@ -379,7 +379,10 @@ def main() -> None:
     if args.eval_renders < 0 or (args.eval_renders and args.dataset != "digits-hard"):
         p.error(f"--eval-renders needs --dataset digits-hard and a count >= 1, got {args.eval_renders}")
     options = common.key_values(
-        p, "--supernet-option", args.supernet_option, ["num_random", "lr", "weight_decay", "batch_size"]
+        p,
+        "--supernet-option",
+        args.supernet_option,
+        ["num_random", "distill", "average_last", "lr", "weight_decay", "batch_size"],
     )
     supernet_changes: dict[str, Any] = {f"supernet.{k}": v for k, v in options.items()}
     if args.supernet_epochs:

@@ -113,6 +113,8 @@ class SupernetConfig(_Section):
     lr: float = Field(default=0.1, gt=0)
     weight_decay: float = Field(default=3e-5, ge=0)
     num_random: int = Field(default=2, ge=0)
+    distill: float = Field(default=1.0, ge=0, le=1)
+    average_last: float = Field(default=0.0, ge=0, le=1)
     stage_channels: tuple[int, ...] | None = None
     stage_strides: tuple[int, ...] | None = None
     depth_choices: tuple[int, ...] | None = None
@@ -128,6 +130,8 @@ class SupernetConfig(_Section):
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "num_random": self.num_random,
+            "distill": self.distill,
+            "average_last": self.average_last,
         }
 
     def spec_overrides(self) -> dict[str, Any]:

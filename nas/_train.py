@@ -2,7 +2,9 @@
 
 Every step trains the largest arch on the labels and, on the same batch, the smallest arch and
 ``num_random`` random archs on the largest one's detached predictions (BigNAS / Once-for-All style);
-their gradients add up before one optimizer step.
+their gradients add up before one optimizer step. ``distill`` below 1 mixes the labels back into the
+smaller archs' loss. ``average_last`` ends training with the uniform mean of the weights over the last
+part of the schedule (stochastic weight averaging) instead of the last step's weights.
 
 Randomness is explicit and local: the batch order, the sampled archs and dropout of epoch ``e`` are drawn
 from generators seeded from ``(seed, e)``, never from state carried over from earlier epochs. That makes a
@@ -71,6 +73,8 @@ def train_supernet(
     momentum: float = 0.9,
     weight_decay: float = 5e-5,
     num_random: int = 2,
+    distill: float = 1.0,
+    average_last: float = 0.0,
     seed: int = 0,
     checkpoint_path: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -95,6 +99,12 @@ def train_supernet(
         momentum: SGD momentum.
         weight_decay: L2 penalty on conv and linear weights.
         num_random: Random archs per step besides the largest and the smallest.
+        distill: Weight of in-place distillation in the loss of the smaller archs, in ``[0, 1]``; the rest,
+            ``1 - distill``, is cross-entropy with the labels. 1 (the default) is pure distillation from
+            the largest; 0 trains every arch on the labels alone.
+        average_last: Fraction of the steps, at the end, over which the weights are averaged (a running
+            mean after every step); the supernet ends with that mean. 0 (the default) keeps the last
+            step's weights. Batch-norm statistics are not averaged: subnets are recalibrated anyway.
         seed: Seed of batch order, arch sampling and dropout (weights are seeded by ``Supernet``).
         checkpoint_path: Where to checkpoint and resume from; ``None`` disables both.
         on_epoch: Called after every epoch as ``on_epoch(epoch, total, loss, seconds)``.
@@ -110,10 +120,19 @@ def train_supernet(
         >>> train_supernet(Supernet(spec), data, epochs=1, batch_size=16).epochs
         1
     """
-    if epochs < 1 or batch_size < 1 or num_random < 0 or seed < 0 or lr <= 0:
+    if (
+        epochs < 1
+        or batch_size < 1
+        or num_random < 0
+        or seed < 0
+        or lr <= 0
+        or not 0.0 <= distill <= 1.0
+        or not 0.0 <= average_last <= 1.0
+    ):
         raise ValueError(
-            "train_supernet needs epochs >= 1, batch_size >= 1, num_random >= 0, seed >= 0 and lr > 0; got "
-            f"epochs={epochs}, batch_size={batch_size}, num_random={num_random}, seed={seed}, lr={lr}"
+            "train_supernet needs epochs >= 1, batch_size >= 1, num_random >= 0, seed >= 0, lr > 0, "
+            f"0 <= distill <= 1 and 0 <= average_last <= 1; got epochs={epochs}, batch_size={batch_size}, "
+            f"num_random={num_random}, seed={seed}, lr={lr}, distill={distill}, average_last={average_last}"
         )
     num_samples = len(train_set)  # type: ignore[arg-type]
     if num_samples == 0:
@@ -125,6 +144,8 @@ def train_supernet(
         "momentum": momentum,
         "weight_decay": weight_decay,
         "num_random": num_random,
+        "distill": distill,
+        "average_last": average_last,
         "seed": seed,
         "num_samples": num_samples,
         "spec": supernet.spec.to_dict(),
@@ -142,6 +163,7 @@ def train_supernet(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
     )
 
+    average = _WeightAverage(supernet, first_step=total_steps - round(average_last * total_steps))
     start_epoch, epoch_losses, epoch_seconds = 0, [], []
     last_distill = math.nan
     checkpoint = _load_checkpoint(checkpoint_path, device)
@@ -154,6 +176,8 @@ def train_supernet(
         epoch_losses = [float(v) for v in checkpoint["epoch_losses"]]
         epoch_seconds = [float(v) for v in checkpoint["epoch_seconds"]]
         last_distill = float(checkpoint["distill_loss"])
+        if "average" in checkpoint:
+            average.load_state_dict(checkpoint["average"])
 
     rng_devices = [device] if device.type != "cpu" else []
     with torch.random.fork_rng(devices=rng_devices, device_type=device.type):
@@ -170,9 +194,15 @@ def train_supernet(
             )
             batches = _to_device(loader, device)
             arch_rng = np.random.default_rng(int(arch_seed))
-            loss, last_distill = _train_epoch(supernet, batches, optimizer, scheduler, num_random, arch_rng)
+            loss, last_distill = _train_epoch(
+                supernet, batches, optimizer, scheduler, num_random, distill, arch_rng, average
+            )
             epoch_losses.append(loss)
             epoch_seconds.append(time.perf_counter() - started)
+            if epoch + 1 == epochs:
+                # The trained supernet is the average: the last checkpoint holds it, so whatever loads the
+                # run's weights later (a re-export, a resumed finished run) gets the scored model.
+                average.copy_to(supernet)
             if checkpoint_path is not None:
                 _save_checkpoint(
                     checkpoint_path,
@@ -186,10 +216,12 @@ def train_supernet(
                         "epoch_losses": epoch_losses,
                         "epoch_seconds": epoch_seconds,
                         "distill_loss": last_distill,
+                        **({"average": average.state_dict()} if average.active else {}),
                     },
                 )
             if on_epoch is not None:
                 on_epoch(epoch + 1, epochs, loss, epoch_seconds[-1])
+    average.copy_to(supernet)  # again, for a finished training that was only loaded
     supernet.eval()
     return TrainResult(
         epochs=epochs,
@@ -208,7 +240,9 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     num_random: int,
+    distill: float,
     rng: np.random.Generator,
+    average: _WeightAverage,
 ) -> tuple[float, float]:
     """One epoch of sandwich steps; returns mean (cross-entropy of the largest, KL of the others)."""
     spec = supernet.spec
@@ -225,15 +259,59 @@ def _train_epoch(
         # Backward after each arch: gradients accumulate while only one graph is alive at a time.
         for arch in [smallest] + [spec.random_arch(rng) for _ in range(num_random)]:
             student = supernet(x, arch).log_softmax(dim=1)
-            distill = F.kl_div(student, teacher, reduction="batchmean")
-            distill.backward()
-            kd_sum += distill.item() * len(y)
+            kd = F.kl_div(student, teacher, reduction="batchmean")
+            sub_loss = kd if distill == 1.0 else distill * kd + (1.0 - distill) * F.nll_loss(student, y)
+            sub_loss.backward()
+            kd_sum += kd.item() * len(y)
             kd_terms += len(y)
         optimizer.step()
         scheduler.step()
+        average.update(scheduler.last_epoch)  # LambdaLR counts steps in last_epoch
         ce_sum += loss.item() * len(y)
         seen += len(y)
     return ce_sum / max(seen, 1), kd_sum / kd_terms if kd_terms else math.nan
+
+
+class _WeightAverage:
+    """Running uniform mean of a model's parameters over the optimizer steps numbered ``first_step`` + 1
+    onwards (stochastic weight averaging over the end of the schedule); inactive when no step is left."""
+
+    def __init__(self, model: nn.Module, first_step: int) -> None:
+        self.first_step = first_step
+        self.params = [p for p in model.parameters()]
+        self.count = 0
+        self.mean: list[torch.Tensor] = []
+
+    @property
+    def active(self) -> bool:
+        return self.count > 0
+
+    def update(self, step: int) -> None:
+        """Takes the weights after optimizer step ``step`` (1-based) into the mean, if it is in the window."""
+        if step <= self.first_step:
+            return
+        current = [p.detach() for p in self.params]
+        self.count += 1
+        if self.count == 1:
+            self.mean = [p.clone() for p in current]
+        else:
+            for mean, now in zip(self.mean, current):
+                mean.lerp_(now, 1.0 / self.count)
+
+    def copy_to(self, model: nn.Module) -> None:
+        """Puts the mean into the model's parameters (nothing happens before the window opened)."""
+        if not self.active:
+            return
+        with torch.no_grad():
+            for param, mean in zip(model.parameters(), self.mean):
+                param.copy_(mean)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "mean": [m.clone() for m in self.mean]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = int(state["count"])
+        self.mean = [m.to(p.device) for m, p in zip(state["mean"], self.params)]
 
 
 def _to_device(
@@ -273,9 +351,14 @@ def _load_checkpoint(path: str | os.PathLike[str] | None, device: torch.device) 
     return checkpoint
 
 
+#: Settings added after the checkpoint format was fixed, with the value older checkpoints were trained with.
+_LATER_SETTINGS: dict[str, Any] = {"distill": 1.0, "average_last": 0.0}
+
+
 def _check_config(
     saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike[str] | None
 ) -> None:
+    saved = {**_LATER_SETTINGS, **saved}
     differ = sorted(k for k in current if saved.get(k) != current[k])
     if differ:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {current[k]!r} now" for k in differ if k != "spec")

@@ -81,6 +81,11 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
         ("search:\n  trials: -5\n", "search.trials"),
         ("search:\n  trials: lots\n", "search.trials"),
         ("supernet: [1, 2]\n", "supernet"),
+        ("supernet:\n  distill: 2\n", "supernet.distill: Input should be less than or equal to 1 (got 2)"),
+        (
+            "supernet:\n  average_last: -1\n",
+            "supernet.average_last: Input should be greater than or equal to 0",
+        ),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("search: {trials: 3\n", "not valid YAML"),
         ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),

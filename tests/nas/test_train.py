@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset, TensorDataset
 from nas._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
 from nas._space import SupernetSpec
 from nas._supernet import Supernet
-from nas._train import TrainResult, train_supernet
+from nas._train import TrainResult, _WeightAverage, train_supernet
 
 SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
 
@@ -55,6 +56,21 @@ class ItemDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.x[i], int(self.y[i])
+
+
+def interrupted_after(epoch: int, data: Dataset, **kwargs: Any) -> list[tuple[int, int, float, float]]:
+    """Trains a fresh supernet with ``kwargs`` and interrupts it (KeyboardInterrupt) after ``epoch``
+    epochs; returns the ``on_epoch`` calls seen until then."""
+    calls: list[tuple[int, int, float, float]] = []
+
+    def stop(done: int, total: int, loss: float, seconds: float) -> None:
+        calls.append((done, total, loss, seconds))
+        if done == epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(Supernet(SPEC), data, on_epoch=stop, **kwargs)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -119,23 +135,7 @@ def test_interrupted_training_resumes_bit_identically(tmp_path: Path) -> None:
     expected = train_supernet(straight, data, epochs=3, batch_size=16, seed=2)
 
     path = tmp_path / "ckpt" / "supernet.pt"
-    calls: list[tuple[int, int, float, float]] = []
-
-    def stop_after_two(epoch: int, total: int, loss: float, seconds: float) -> None:
-        calls.append((epoch, total, loss, seconds))
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_supernet(
-            Supernet(SPEC),
-            data,
-            epochs=3,
-            batch_size=16,
-            seed=2,
-            checkpoint_path=path,
-            on_epoch=stop_after_two,
-        )
+    calls = interrupted_after(2, data, epochs=3, batch_size=16, seed=2, checkpoint_path=path)
     assert [c[:2] for c in calls] == [(1, 3), (2, 3)]
     assert calls[0][2] == expected.epoch_losses[0] and calls[0][3] > 0
     assert sorted(p.name for p in path.parent.iterdir()) == ["supernet.pt"]  # and no temporary file left
@@ -183,6 +183,95 @@ def test_unreadable_checkpoint_is_ignored_with_a_warning(tmp_path: Path) -> None
 def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="epochs"):
         train_supernet(Supernet(SPEC), easy_task(8), epochs=0)
+    with pytest.raises(ValueError, match="distill=1.5"):
+        train_supernet(Supernet(SPEC), easy_task(8), epochs=1, distill=1.5)
+
+
+def test_distill_mixes_the_labels_into_the_smaller_archs_loss() -> None:
+    data = easy_task(48)
+    nets = {d: Supernet(SPEC, seed=0) for d in (1.0, 0.5, 0.0)}
+    results = {
+        d: train_supernet(n, data, epochs=2, batch_size=16, seed=1, distill=d) for d, n in nets.items()
+    }
+    assert not same_weights(nets[1.0], nets[0.5])
+    assert not same_weights(nets[0.5], nets[0.0])
+    # The smaller archs' loss moves the shared weights, and with them the largest's loss.
+    assert len({r.epoch_losses[-1] for r in results.values()}) == 3
+    # The reported distillation loss is the KL divergence whatever the mix, so runs stay comparable.
+    assert all(np.isfinite(r.distill_loss) and r.distill_loss >= 0 for r in results.values())
+
+
+def test_with_distill_zero_every_arch_learns_from_the_labels() -> None:
+    net = Supernet(SPEC, seed=0)
+    train_supernet(net, easy_task(256), epochs=3, batch_size=32, lr=0.1, seed=0, distill=0.0)
+    calib, val = easy_task(128, seed=1), easy_task(200, seed=2)
+    assert evaluate_subnet(net, SPEC.smallest_arch(), calib, val) < 35.0  # chance is 75%
+
+
+def test_checkpoints_written_before_distill_existed_count_as_pure_distillation(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    data = easy_task(20)
+    train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    state = torch.load(path, weights_only=True)
+    del state["config"]["distill"]  # as versions without the setting wrote it
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"\(distill: 1.0 there, 0.5 now\)"):
+        train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, distill=0.5, checkpoint_path=path)
+    loaded = train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    assert loaded.resumed_from == 1
+
+
+def test_weight_average_is_the_mean_over_its_window() -> None:
+    model = nn.Linear(3, 2)
+    average = _WeightAverage(model, first_step=2)
+    for step in range(1, 6):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+            model.bias.fill_(float(step * step))
+        average.update(step)
+    average.copy_to(model)
+    assert torch.allclose(model.weight, torch.full((2, 3), 4.0))  # steps 3, 4, 5
+    assert torch.allclose(model.bias, torch.full((2,), (9 + 16 + 25) / 3))
+    idle = _WeightAverage(nn.Linear(3, 2), first_step=10)
+    idle.update(5)
+    assert not idle.active
+
+
+def test_average_last_ends_with_the_mean_of_the_last_steps() -> None:
+    data = easy_task(64)  # 4 steps per epoch at batch 16: 8 steps in all
+    plain, last_step, last_half = (Supernet(SPEC, seed=0) for _ in range(3))
+    train_supernet(plain, data, epochs=2, batch_size=16, seed=3)
+    # Averaging over the last step only is no averaging at all ...
+    train_supernet(last_step, data, epochs=2, batch_size=16, seed=3, average_last=1 / 8)
+    assert same_weights(plain, last_step)
+    # ... while over the last four it is not, and it lies among the weights it averages: closer to the
+    # end than the start of training.
+    train_supernet(last_half, data, epochs=2, batch_size=16, seed=3, average_last=0.5)
+    assert not same_weights(plain, last_half)
+    start = Supernet(SPEC, seed=0)
+    for name, p in last_half.named_parameters():
+        final, initial = dict(plain.named_parameters())[name], dict(start.named_parameters())[name]
+        assert (p - final).norm() <= (initial - final).norm() + 1e-6, name
+
+
+def test_interrupted_averaging_resumes_bit_identically(tmp_path: Path) -> None:
+    data = easy_task(64)
+    straight = Supernet(SPEC)
+    train_supernet(straight, data, epochs=3, batch_size=16, seed=2, average_last=0.6)
+    path = tmp_path / "supernet.pt"
+    interrupted_after(2, data, epochs=3, batch_size=16, seed=2, average_last=0.6, checkpoint_path=path)
+    resumed = Supernet(SPEC, seed=9)
+    train_supernet(resumed, data, epochs=3, batch_size=16, seed=2, average_last=0.6, checkpoint_path=path)
+    assert same_weights(resumed, straight)
+    # The finished checkpoint holds the averaged weights themselves (what a re-export of the run loads).
+    stored = Supernet(SPEC, seed=9)
+    stored.load_state_dict(torch.load(path, weights_only=True)["model"])
+    assert same_weights(stored, straight)
+    loaded = Supernet(SPEC, seed=9)
+    train_supernet(loaded, data, epochs=3, batch_size=16, seed=2, average_last=0.6, checkpoint_path=path)
+    assert same_weights(loaded, straight)
+    with pytest.raises(ValueError, match="average_last"):
+        train_supernet(Supernet(SPEC), data, epochs=1, average_last=1.5)
 
 
 # -- evaluation ------------------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Compares supernet training draws of the ranking-fidelity benchmark: which part of the shortfall is noise.
+
+Reads the JSON files that ``ranking_fidelity.py --eval-renders N`` wrote for the same subnets and stand-alone
+nets (several ``--supernet-seed`` draws, or variants), and prints, on the held-out renders:
+
+- per file: Kendall tau against the stand-alone means, and how strongly the inherited error follows width
+  and first-stage depth (least-squares slopes beside those of the stand-alone errors);
+- per pair of files: how well the two supernets' inherited errors agree with each other, and the tau of
+  their averaged errors against the stand-alone means (what an ensemble of the two would reach).
+
+Usage::
+
+    .venv/bin/python benchmarks/ranking_draws.py benchmarks/out/ranking_fidelity-digits-hard-*r16.json
+
+No training or scoring happens here; it takes a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    held = data.get("held_out_renders")
+    if not held:
+        raise SystemExit(f"{path} has no held-out scores: run ranking_fidelity.py with --eval-renders")
+    return data
+
+
+def slopes(errors: np.ndarray, subnets: list[dict[str, Any]]) -> tuple[float, float]:
+    """Least-squares slopes of ``errors`` on width and on the depth of each stage: (width, first stage)."""
+    x = np.array([[1.0, s["arch"]["width"], *s["arch"]["depth"]] for s in subnets])
+    coef = np.linalg.lstsq(x, errors, rcond=None)[0]
+    return float(coef[1]), float(coef[2])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="+", type=Path, help="ranking_fidelity JSON files (two or more)")
+    args = p.parse_args()
+    if len(args.files) < 2:
+        p.error("give at least two files")
+    runs = {f.name.removeprefix("ranking_fidelity-").removesuffix(".json"): load(f) for f in args.files}
+    first = next(iter(runs.values()))
+    archs = [s["arch"] for s in first["subnets"]]
+    alone_per_seed = np.array(first["held_out_renders"]["standalone_errors"])
+    for name, data in runs.items():
+        if [s["arch"] for s in data["subnets"]] != archs or not np.allclose(
+            np.array(data["held_out_renders"]["standalone_errors"]), alone_per_seed
+        ):
+            raise SystemExit(f"{name} scored other subnets or other stand-alone nets than the first file")
+    alone = alone_per_seed.mean(axis=1)
+    inherited = {n: np.array(d["held_out_renders"]["inherited_errors"]) for n, d in runs.items()}
+
+    w, d1 = slopes(alone, first["subnets"])
+    print(
+        "| run | tau vs stand-alone | slope on width (pp per 1.0) | slope on stage-1 depth (pp per block) |"
+    )
+    print("|---|---|---|---|")
+    print(f"| stand-alone means | | {w:.2f} | {d1:.2f} |")
+    for name, errors in inherited.items():
+        w, d1 = slopes(errors, first["subnets"])
+        print(f"| {name} | {kendalltau(errors, alone).statistic:.3f} | {w:.2f} | {d1:.2f} |")
+
+    print("\n| run A | run B | tau A vs B (inherited) | tau of (A + B) / 2 vs stand-alone |")
+    print("|---|---|---|---|")
+    pair_agree, pair_mean = [], []
+    for a, b in itertools.combinations(inherited, 2):
+        agree = kendalltau(inherited[a], inherited[b]).statistic
+        mean = kendalltau((inherited[a] + inherited[b]) / 2, alone).statistic
+        pair_agree.append(agree)
+        pair_mean.append(mean)
+        print(f"| {a} | {b} | {agree:.2f} | {mean:.3f} |")
+    everything = np.mean(list(inherited.values()), axis=0)
+    print(
+        f"\nover {len(pair_agree)} pairs: inherited agreement {min(pair_agree):.2f}-{max(pair_agree):.2f}"
+        f" (mean {np.mean(pair_agree):.2f}); tau of the pair average {min(pair_mean):.3f}-{max(pair_mean):.3f}"
+        f" (mean {np.mean(pair_mean):.3f}); all {len(inherited)} averaged: "
+        f"{kendalltau(everything, alone).statistic:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
