@@ -23,6 +23,7 @@ import yaml
 from torch.utils.data import TensorDataset
 
 from nas import DataSplits, SearchConfig, Supernet, SupernetSpec, load_config, load_dataset, train_supernet
+from nas._train import _LATER_SETTINGS as LATER_TRAINING_SETTINGS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
@@ -176,11 +177,10 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
     """Everything the trained weights depend on: the key of the cache."""
     s = cfg.supernet
     extra: dict[str, Any] = {"train_fraction": train_fraction} if train_fraction < 1.0 else {}
-    # Settings added later join the key only when they differ from their default, so older caches stay valid.
-    if s.distill != 1.0:
-        extra["distill"] = s.distill
-    if s.average_last:
-        extra["average_last"] = s.average_last
+    # Settings added later join the key only when they differ from what older trainings used, so older
+    # caches stay valid.
+    kwargs = s.train_kwargs()
+    extra |= {k: kwargs[k] for k, old in LATER_TRAINING_SETTINGS.items() if kwargs[k] != old}
     return {
         **extra,
         "dataset": cfg.data.name,

@@ -49,6 +49,8 @@ from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Supernet, SupernetSpec, arch_key, evaluate_error, load_digits_hard
 
 NAME = "ranking_fidelity"
+#: Supernet training settings ``--supernet-option`` may change.
+SUPERNET_OPTIONS = ("num_random", "distill", "average_last", "lr", "weight_decay", "batch_size")
 MOMENTUM = 0.9
 
 
@@ -357,8 +359,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="variant: change one supernet training setting (num_random, distill, average_last, lr, "
-        "weight_decay, batch_size); stand-alone nets keep the config's (repeatable; VALUE is read as YAML)",
+        help=f"variant: change one supernet training setting ({', '.join(SUPERNET_OPTIONS)}); stand-alone "
+        "nets keep the config's (repeatable; VALUE is read as YAML)",
     )
     p.add_argument(
         "--supernet-seed",
@@ -378,12 +380,7 @@ def main() -> None:
     args = p.parse_args()
     if args.eval_renders < 0 or (args.eval_renders and args.dataset != "digits-hard"):
         p.error(f"--eval-renders needs --dataset digits-hard and a count >= 1, got {args.eval_renders}")
-    options = common.key_values(
-        p,
-        "--supernet-option",
-        args.supernet_option,
-        ["num_random", "distill", "average_last", "lr", "weight_decay", "batch_size"],
-    )
+    options = common.key_values(p, "--supernet-option", args.supernet_option, SUPERNET_OPTIONS)
     supernet_changes: dict[str, Any] = {f"supernet.{k}": v for k, v in options.items()}
     if args.supernet_epochs:
         supernet_changes["supernet.epochs"] = args.supernet_epochs

@@ -202,7 +202,7 @@ def train_supernet(
             if epoch + 1 == epochs:
                 # The trained supernet is the average: the last checkpoint holds it, so whatever loads the
                 # run's weights later (a re-export, a resumed finished run) gets the scored model.
-                average.copy_to(supernet)
+                average.copy_to_model()
             if checkpoint_path is not None:
                 _save_checkpoint(
                     checkpoint_path,
@@ -221,7 +221,6 @@ def train_supernet(
                 )
             if on_epoch is not None:
                 on_epoch(epoch + 1, epochs, loss, epoch_seconds[-1])
-    average.copy_to(supernet)  # again, for a finished training that was only loaded
     supernet.eval()
     return TrainResult(
         epochs=epochs,
@@ -298,12 +297,12 @@ class _WeightAverage:
             for mean, now in zip(self.mean, current):
                 mean.lerp_(now, 1.0 / self.count)
 
-    def copy_to(self, model: nn.Module) -> None:
+    def copy_to_model(self) -> None:
         """Puts the mean into the model's parameters (nothing happens before the window opened)."""
         if not self.active:
             return
         with torch.no_grad():
-            for param, mean in zip(model.parameters(), self.mean):
+            for param, mean in zip(self.params, self.mean):
                 param.copy_(mean)
 
     def state_dict(self) -> dict[str, Any]:

@@ -229,7 +229,7 @@ def test_weight_average_is_the_mean_over_its_window() -> None:
             model.weight.fill_(float(step))
             model.bias.fill_(float(step * step))
         average.update(step)
-    average.copy_to(model)
+    average.copy_to_model()
     assert torch.allclose(model.weight, torch.full((2, 3), 4.0))  # steps 3, 4, 5
     assert torch.allclose(model.bias, torch.full((2,), (9 + 16 + 25) / 3))
     idle = _WeightAverage(nn.Linear(3, 2), first_step=10)
