@@ -180,7 +180,7 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
     # Settings added later join the key only when they differ from what older trainings used, so older
     # caches stay valid.
     kwargs = s.train_kwargs()
-    extra |= {k: kwargs[k] for k, old in LATER_TRAINING_SETTINGS.items() if kwargs[k] != old}
+    extra |= {k: kwargs[k] for k, old in LATER_TRAINING_SETTINGS.items() if kwargs.get(k, old) != old}
     return {
         **extra,
         "dataset": cfg.data.name,
@@ -230,6 +230,7 @@ def trained_supernet(
         supernet,
         data.train,
         **cfg.supernet.train_kwargs(),
+        fill=data.black,
         seed=seed,
         checkpoint_path=path,
         on_epoch=lambda e, n, loss, sec: log(f"  epoch {e}/{n}  loss {loss:.4f}  {sec:.1f}s"),

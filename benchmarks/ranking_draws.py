@@ -3,8 +3,12 @@
 Reads the JSON files that ``ranking_fidelity.py --eval-renders N`` wrote for the same subnets and stand-alone
 nets (several ``--supernet-seed`` draws, or variants), and prints, on the held-out renders:
 
-- per file: Kendall tau against the stand-alone means, and how strongly the inherited error follows width
-  and first-stage depth (least-squares slopes beside those of the stand-alone errors);
+- per file: Kendall tau against the stand-alone means, how strongly the inherited error follows width
+  and first-stage depth (least-squares slopes beside those of the stand-alone errors), and its scale and
+  scatter against the stand-alone means: the slope of inherited on stand-alone error (below 1: the
+  supernet compresses the differences) and the scatter about that line in stand-alone points, to read
+  beside the stand-alone nets' own seed-to-seed scatter;
+- proxies that need no training at all (FLOPs, parameters), as a floor;
 - per pair of files: how well the two supernets' inherited errors agree with each other, and the tau of
   their averaged errors against the stand-alone means (what an ensemble of the two would reach).
 
@@ -42,6 +46,13 @@ def slopes(errors: np.ndarray, subnets: list[dict[str, Any]]) -> tuple[float, fl
     return float(coef[1]), float(coef[2])
 
 
+def scale_and_scatter(errors: np.ndarray, alone: np.ndarray) -> tuple[float, float]:
+    """Slope of ``errors`` on the stand-alone means, and the std of the residuals divided by that slope
+    (the scatter in stand-alone percentage points)."""
+    slope, intercept = np.polyfit(alone, errors, 1)
+    return float(slope), float((errors - (slope * alone + intercept)).std() / slope)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path, help="ranking_fidelity JSON files (two or more)")
@@ -61,14 +72,24 @@ def main() -> None:
     inherited = {n: np.array(d["held_out_renders"]["inherited_errors"]) for n, d in runs.items()}
 
     w, d1 = slopes(alone, first["subnets"])
+    seed_scatter = alone_per_seed.std(axis=1, ddof=1).mean()
     print(
-        "| run | tau vs stand-alone | slope on width (pp per 1.0) | slope on stage-1 depth (pp per block) |"
+        "| run | tau vs stand-alone | slope on width (pp per 1.0) | slope on stage-1 depth (pp per block) "
+        "| slope on stand-alone error | scatter (stand-alone pp) |"
     )
-    print("|---|---|---|---|")
-    print(f"| stand-alone means | | {w:.2f} | {d1:.2f} |")
+    print("|---|---|---|---|---|---|")
+    print(f"| stand-alone means | | {w:.2f} | {d1:.2f} | 1 | {seed_scatter:.2f} (one seed) |")
     for name, errors in inherited.items():
         w, d1 = slopes(errors, first["subnets"])
-        print(f"| {name} | {kendalltau(errors, alone).statistic:.3f} | {w:.2f} | {d1:.2f} |")
+        scale, scatter = scale_and_scatter(errors, alone)
+        print(
+            f"| {name} | {kendalltau(errors, alone).statistic:.3f} | {w:.2f} | {d1:.2f} | {scale:.2f} "
+            f"| {scatter:.2f} |"
+        )
+    for proxy in ("flops", "params"):
+        size = np.array([float(s[proxy]) for s in first["subnets"]])
+        print(f"\n{proxy} alone (more is better): tau {kendalltau(-size, alone).statistic:.3f}", end="")
+    print()
 
     print("\n| run A | run B | tau A vs B (inherited) | tau of (A + B) / 2 vs stand-alone |")
     print("|---|---|---|---|")

@@ -7,8 +7,8 @@ For random subnets of the demo's search space (seeded, spread over model size), 
   candidate (``CandidateEvaluator.score``), with
 - the *stand-alone* validation error: the same architecture (``supernet.subnet(arch)``) re-initialised and
   trained from scratch on the same training split (SGD with Nesterov momentum, cosine learning rate, plain
-  cross-entropy, the supernet's epochs, batch size, peak learning rate and weight decay), averaged over
-  several training seeds.
+  cross-entropy, the supernet's epochs, batch size, peak learning rate, weight decay and augmentation),
+  averaged over several training seeds.
 
 Reports Kendall's tau (with its p-value) and Spearman's rho between the two, the seed-to-seed agreement of
 the stand-alone errors (the ceiling that training noise puts on any ranking), and the per-subnet table.
@@ -46,11 +46,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
 from hardware_profiles import load_profile
-from nas import CandidateEvaluator, Supernet, SupernetSpec, arch_key, evaluate_error, load_digits_hard
+from nas import (
+    CandidateEvaluator,
+    Supernet,
+    SupernetSpec,
+    arch_key,
+    augment_batch,
+    evaluate_error,
+    load_digits_hard,
+)
 
 NAME = "ranking_fidelity"
 #: Supernet training settings ``--supernet-option`` may change.
-SUPERNET_OPTIONS = ("num_random", "distill", "average_last", "lr", "weight_decay", "batch_size")
+SUPERNET_OPTIONS = (
+    "num_random",
+    "distill",
+    "average_last",
+    "shift",
+    "flip",
+    "lr",
+    "weight_decay",
+    "batch_size",
+)
+#: Stand-alone training settings ``--standalone-option`` may change.
+STANDALONE_OPTIONS = ("shift", "flip", "epochs", "lr", "weight_decay")
+#: Stand-alone settings that join a job's cache key only when set (older caches stay valid).
+AUGMENT_FIELDS = ("shift", "flip")
 MOMENTUM = 0.9
 
 
@@ -179,6 +200,10 @@ def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
     gen = torch.Generator().manual_seed(job["seed"])
+    shift, flip = job.get("shift", 0), job.get("flip", False)
+    augment_gen = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([job["seed"], 1]).generate_state(1)[0])
+    )
     t0 = time.perf_counter()
     net.train()
     with torch.random.fork_rng(devices=[]):
@@ -190,7 +215,10 @@ def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
                 idx = order[i : i + bs]
                 if drop_last and len(idx) < bs:
                     break
-                loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
+                x = x_all[idx]
+                if shift or flip:
+                    x = augment_batch(x, augment_gen, shift=shift, flip=flip, fill=data.black)
+                loss = F.cross_entropy(net(x), y_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -231,9 +259,9 @@ def _recipe_hash(job: dict[str, Any]) -> str:
 
 def _recipe_key(job: dict[str, Any]) -> str:
     fields = ("dataset", "data_seed", "train_fraction", "epochs", "batch_size", "lr", "weight_decay", "seed")
-    return json.dumps(
-        [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
-    )
+    key = [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
+    augment = {f: job[f] for f in AUGMENT_FIELDS if job.get(f)}
+    return json.dumps(key + [augment] if augment else key)
 
 
 def run_standalone(jobs: list[dict[str, Any]], cache_path: Path, workers: int) -> list[dict[str, Any]]:
@@ -291,7 +319,8 @@ def agreement(inherited: np.ndarray, per_seed: np.ndarray, resamples: int = 2000
     return {
         "kendall_tau": float(tau.statistic),
         "kendall_p": float(tau.pvalue),
-        "kendall_tau_90ci": [float(np.percentile(boot, 5)), float(np.percentile(boot, 95))],
+        # No finite resample (errors all tied, as after a very short training): no interval either.
+        "kendall_tau_90ci": [float(np.percentile(boot, q)) if boot else math.nan for q in (5, 95)],
         "spearman_rho": float(rho.statistic),
         "spearman_p": float(rho.pvalue),
         "seed_to_seed_kendall_tau": [
@@ -363,6 +392,14 @@ def main() -> None:
         "nets keep the config's (repeatable; VALUE is read as YAML)",
     )
     p.add_argument(
+        "--standalone-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"variant: change one stand-alone training setting ({', '.join(STANDALONE_OPTIONS)}) from the "
+        "config's; the supernet keeps the config's (repeatable; VALUE is read as YAML)",
+    )
+    p.add_argument(
         "--supernet-seed",
         type=int,
         default=None,
@@ -382,6 +419,9 @@ def main() -> None:
         p.error(f"--eval-renders needs --dataset digits-hard and a count >= 1, got {args.eval_renders}")
     options = common.key_values(p, "--supernet-option", args.supernet_option, SUPERNET_OPTIONS)
     supernet_changes: dict[str, Any] = {f"supernet.{k}": v for k, v in options.items()}
+    standalone_options = common.key_values(
+        p, "--standalone-option", args.standalone_option, STANDALONE_OPTIONS
+    )
     if args.supernet_epochs:
         supernet_changes["supernet.epochs"] = args.supernet_epochs
     if not 0.0 < args.train_fraction <= 1.0:
@@ -393,7 +433,9 @@ def main() -> None:
     overrides: dict[str, Any] = {"data.name": args.dataset}
     if args.quick:
         overrides["supernet.epochs"] = 2
-    standalone = common.demo_config(overrides).supernet
+    standalone = common.demo_config(
+        {**overrides, **{f"supernet.{k}": v for k, v in standalone_options.items()}}
+    ).supernet
     cfg = common.demo_config({**overrides, **supernet_changes})
     n_subnets = args.subnets or (5 if args.quick else 15)
     n_seeds = args.seeds or (1 if args.quick else 2)
@@ -410,6 +452,7 @@ def main() -> None:
             f"-calib{calib}" if calib != cfg.evaluation.calib_samples else "",
             f"-se{args.supernet_epochs}" if args.supernet_epochs else "",
             *(f"-{o.replace('=', '')}" for o in args.supernet_option),
+            *(f"-sa{o.replace('=', '')}" for o in args.standalone_option),
             f"-ft{args.finetune_steps}" if args.finetune_steps else "",
             f"-sseed{args.supernet_seed}" if args.supernet_seed is not None else "",
             f"-r{args.eval_renders}" if args.eval_renders else "",
@@ -447,6 +490,7 @@ def main() -> None:
             "batch_size": standalone.batch_size,
             "lr": standalone.lr,
             "weight_decay": standalone.weight_decay,
+            **{f: getattr(standalone, f) for f in AUGMENT_FIELDS if getattr(standalone, f)},
             "threads": 1 if args.workers > 1 else torch.get_num_threads(),
         }
         for i, arch in enumerate(archs)
@@ -518,6 +562,8 @@ def main() -> None:
             "batch_size": standalone.batch_size,
             "lr": standalone.lr,
             "weight_decay": standalone.weight_decay,
+            "shift": standalone.shift,
+            "flip": standalone.flip,
             "loss": "cross-entropy",
             "seeds": n_seeds,
         },
@@ -546,6 +592,7 @@ def main() -> None:
         *([f"{calib} calibration images"] if calib != cfg.evaluation.calib_samples else []),
         *([f"supernet trained {args.supernet_epochs} epochs"] if args.supernet_epochs else []),
         *([f"supernet {o}" for o in args.supernet_option]),
+        *([f"stand-alone {o}" for o in args.standalone_option]),
         *([f"{args.finetune_steps} fine-tuning steps per subnet"] if args.finetune_steps else []),
         *([f"supernet seed {args.supernet_seed}"] if args.supernet_seed is not None else []),
         *([f"held-out renders x{args.eval_renders}"] if args.eval_renders else []),

@@ -27,7 +27,7 @@ from nas._report import ReportError, ReportFiles, write_report
 from nas._space import Arch, SupernetSpec, arch_key, make_divisible
 from nas._supernet import Subnet, Supernet
 from nas._sustainability import Budgets, SearchTracker
-from nas._train import TrainResult, train_supernet
+from nas._train import TrainResult, augment_batch, train_supernet
 
 __all__ = [
     "AVAILABLE_DATASETS",
@@ -55,6 +55,7 @@ __all__ = [
     "TrainResult",
     "arch_key",
     "arch_parts",
+    "augment_batch",
     "evaluate_error",
     "evaluate_subnet",
     "executor_for",

@@ -115,6 +115,8 @@ class SupernetConfig(_Section):
     num_random: int = Field(default=2, ge=0)
     distill: float = Field(default=1.0, ge=0, le=1)
     average_last: float = Field(default=0.0, ge=0, le=1)
+    shift: int = Field(default=0, ge=0)
+    flip: bool = False
     stage_channels: tuple[int, ...] | None = None
     stage_strides: tuple[int, ...] | None = None
     depth_choices: tuple[int, ...] | None = None
@@ -132,6 +134,8 @@ class SupernetConfig(_Section):
             "num_random": self.num_random,
             "distill": self.distill,
             "average_last": self.average_last,
+            "shift": self.shift,
+            "flip": self.flip,
         }
 
     def spec_overrides(self) -> dict[str, Any]:

@@ -124,6 +124,12 @@ class DataSplits:
         """Shape ``(C, H, W)`` of one image."""
         return (self.in_channels, self.image_size, self.image_size)
 
+    @property
+    def black(self) -> tuple[float, ...]:
+        """The normalised value of a black (zero) pixel, per channel: what a shifted image's uncovered
+        border is filled with in training."""
+        return tuple(-m / s for m, s in zip(self.mean, self.std))
+
     def __repr__(self) -> str:
         sizes = ", ".join(
             f"{split}={_len_or_none(getattr(self, split))}" for split in ("train", "val", "test")
@@ -414,7 +420,9 @@ def load_digits_hard(
             cy, cx = crop[i]
             images[i, y : y + frag, x : x + frag] = scaled[others[i], cy : cy + frag, cx : cx + frag]
             y, x = shift[i]
-            np.maximum(images[i, y : y + 8, x : x + 8], scaled[source[i]], out=images[i, y : y + 8, x : x + 8])
+            np.maximum(
+                images[i, y : y + 8, x : x + 8], scaled[source[i]], out=images[i, y : y + 8, x : x + 8]
+            )
         images += rng.normal(0.0, float(noise), size=images.shape).astype(np.float32)
         return images[:, None], source
 

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from hardware_profiles import HardwareProfile, load_profile
-from nas._config import OBJECTIVE_UNITS, SearchConfig, make_strategy
+from nas._config import OBJECTIVE_UNITS, ConfigError, SearchConfig, make_strategy
 from nas._data import DataSplits, load_dataset
 from nas._evaluate import evaluate_error, finetune, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
@@ -482,6 +482,11 @@ class Experiment:
                 if self._data is not None
                 else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_limit(cfg))
             )
+            if cfg.supernet.shift >= data.image_size:
+                raise ConfigError(
+                    f"supernet.shift must be smaller than the images ({data.image_size} pixels for "
+                    f"{data.name}), got {cfg.supernet.shift}"
+                )
             spec = SupernetSpec.for_input(
                 data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
             )
@@ -513,6 +518,7 @@ class Experiment:
                     supernet,
                     data.train,
                     **cfg.supernet.train_kwargs(),
+                    fill=data.black,
                     seed=cfg.seed,
                     checkpoint_path=self.run_dir / "supernet.pt",
                     on_epoch=on_epoch,

@@ -4,9 +4,11 @@ Every step trains the largest arch on the labels and, on the same batch, the sma
 ``num_random`` random archs on the largest one's detached predictions (BigNAS / Once-for-All style);
 their gradients add up before one optimizer step. ``distill`` below 1 mixes the labels back into the
 smaller archs' loss. ``average_last`` ends training with the uniform mean of the weights over the last
-part of the schedule (stochastic weight averaging) instead of the last step's weights.
+part of the schedule (stochastic weight averaging) instead of the last step's weights. ``shift`` and
+``flip`` augment each batch (random translation, random horizontal flip) before every arch sees it.
 
-Randomness is explicit and local: the batch order, the sampled archs and dropout of epoch ``e`` are drawn
+Randomness is explicit and local: the batch order, the sampled archs, dropout and the augmentation of epoch
+``e`` are drawn
 from generators seeded from ``(seed, e)``, never from state carried over from earlier epochs. That makes a
 run resumed from any epoch's checkpoint bit-identical (on CPU) to one that never stopped, with no
 generator state to save; the global torch generator is restored after training.
@@ -18,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nas._supernet import Supernet
 
-__all__ = ["TrainResult", "train_supernet"]
+__all__ = ["TrainResult", "augment_batch", "train_supernet"]
 
 _CHECKPOINT_FORMAT = 1
 
@@ -75,6 +77,9 @@ def train_supernet(
     num_random: int = 2,
     distill: float = 1.0,
     average_last: float = 0.0,
+    shift: int = 0,
+    flip: bool = False,
+    fill: float | Sequence[float] = 0.0,
     seed: int = 0,
     checkpoint_path: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -105,6 +110,13 @@ def train_supernet(
         average_last: Fraction of the steps, at the end, over which the weights are averaged (a running
             mean after every step); the supernet ends with that mean. 0 (the default) keeps the last
             step's weights. Batch-norm statistics are not averaged: subnets are recalibrated anyway.
+        shift: Largest random translation, in pixels each way, applied to every training image (each
+            image its own offset, the uncovered border set to ``fill``); 0 (the default) disables it.
+            See :func:`augment_batch`.
+        flip: Flip each training image left-right with probability 1/2 (right for natural images such
+            as CIFAR-10, wrong for digits).
+        fill: Value of the pixels a shift uncovers, in the units of the input (one per channel, or one
+            for all): the normalised value of a black pixel, for example. Only used with ``shift``.
         seed: Seed of batch order, arch sampling and dropout (weights are seeded by ``Supernet``).
         checkpoint_path: Where to checkpoint and resume from; ``None`` disables both.
         on_epoch: Called after every epoch as ``on_epoch(epoch, total, loss, seconds)``.
@@ -128,15 +140,24 @@ def train_supernet(
         or lr <= 0
         or not 0.0 <= distill <= 1.0
         or not 0.0 <= average_last <= 1.0
+        or shift < 0
     ):
         raise ValueError(
             "train_supernet needs epochs >= 1, batch_size >= 1, num_random >= 0, seed >= 0, lr > 0, "
-            f"0 <= distill <= 1 and 0 <= average_last <= 1; got epochs={epochs}, batch_size={batch_size}, "
-            f"num_random={num_random}, seed={seed}, lr={lr}, distill={distill}, average_last={average_last}"
+            f"0 <= distill <= 1, 0 <= average_last <= 1 and shift >= 0; got epochs={epochs}, "
+            f"batch_size={batch_size}, num_random={num_random}, seed={seed}, lr={lr}, distill={distill}, "
+            f"average_last={average_last}, shift={shift}"
         )
     num_samples = len(train_set)  # type: ignore[arg-type]
     if num_samples == 0:
         raise ValueError("train_set is empty")
+    fills = _fill_values(fill, shift)
+    if shift:
+        image = train_set[0][0]
+        if shift >= min(image.shape[-2:]):
+            raise ValueError(
+                f"shift must be smaller than the images ({tuple(image.shape[-2:])} pixels), got {shift}"
+            )
     config: dict[str, Any] = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -146,6 +167,9 @@ def train_supernet(
         "num_random": num_random,
         "distill": distill,
         "average_last": average_last,
+        "shift": shift,
+        "flip": bool(flip),
+        "fill": fills,
         "seed": seed,
         "num_samples": num_samples,
         "spec": supernet.spec.to_dict(),
@@ -183,17 +207,23 @@ def train_supernet(
     with torch.random.fork_rng(devices=rng_devices, device_type=device.type):
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
-            loader_seed, arch_seed, dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(3)
-            torch.manual_seed(int(dropout_seed))
+            states = np.random.SeedSequence([seed, epoch]).generate_state(4)
+            loader_seed, arch_seed, dropout_seed, augment_seed = (int(v) for v in states)
+            torch.manual_seed(dropout_seed)
             loader = DataLoader(
                 train_set,
                 batch_size=batch_size,
                 shuffle=True,
                 drop_last=drop_last,
-                generator=torch.Generator().manual_seed(int(loader_seed)),
+                generator=torch.Generator().manual_seed(loader_seed),
             )
             batches = _to_device(loader, device)
-            arch_rng = np.random.default_rng(int(arch_seed))
+            if shift or flip:
+                augment_rng = torch.Generator().manual_seed(augment_seed)
+                batches = (
+                    (augment_batch(x, augment_rng, shift=shift, flip=flip, fill=fills), y) for x, y in batches
+                )
+            arch_rng = np.random.default_rng(arch_seed)
             loss, last_distill = _train_epoch(
                 supernet, batches, optimizer, scheduler, num_random, distill, arch_rng, average
             )
@@ -269,6 +299,61 @@ def _train_epoch(
         ce_sum += loss.item() * len(y)
         seen += len(y)
     return ce_sum / max(seen, 1), kd_sum / kd_terms if kd_terms else math.nan
+
+
+def augment_batch(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    shift: int = 0,
+    flip: bool = False,
+    fill: float | Sequence[float] = 0.0,
+) -> torch.Tensor:
+    """A randomly flipped and translated copy of a batch ``N x C x H x W``, each image drawn on its own.
+
+    ``flip`` mirrors each image left-right with probability 1/2; ``shift`` then moves it by a random
+    whole number of pixels in ``[-shift, shift]`` along each axis (the padding-and-random-crop of CIFAR
+    training), the uncovered border set to ``fill`` (per channel, or one value for all). Random numbers come
+    from ``generator`` (a CPU generator), so the same generator state gives the same batch on any device.
+
+    Example:
+        >>> x = torch.arange(9.0).reshape(1, 1, 3, 3)
+        >>> moved = augment_batch(x, torch.Generator().manual_seed(0), shift=1, fill=-1.0)
+        >>> sorted(set(moved.flatten().tolist()) - set(x.flatten().tolist()))
+        [-1.0]
+    """
+    n, c, h, w = images.shape
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        images = torch.where(mirror[:, None, None, None], images.flip(-1), images)
+    if not shift:
+        return images
+    fills = torch.as_tensor(_fill_values(fill, shift, c), dtype=images.dtype, device=images.device)
+    padded = fills.reshape(1, -1, 1, 1).expand(n, c, h + 2 * shift, w + 2 * shift).clone()
+    padded[:, :, shift : shift + h, shift : shift + w] = images
+    top = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    rows = (top[:, None] + torch.arange(h)).to(images.device)
+    cols = (left[:, None] + torch.arange(w)).to(images.device)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def _fill_values(
+    fill: float | Sequence[float], shift: int, channels: int | None = None
+) -> list[float] | None:
+    """``fill`` as a list of floats (one per channel when ``channels`` is given); ``None`` without a shift,
+    where it does not matter (so it does not tell checkpoints apart)."""
+    if not shift:
+        return None
+    values = [float(fill)] if isinstance(fill, (int, float)) else [float(v) for v in fill]
+    if channels is not None:
+        if len(values) == 1:
+            values *= channels
+        elif len(values) != channels:
+            raise ValueError(f"fill has {len(values)} values for {channels} channels")
+    return values
 
 
 class _WeightAverage:
@@ -351,7 +436,13 @@ def _load_checkpoint(path: str | os.PathLike[str] | None, device: torch.device) 
 
 
 #: Settings added after the checkpoint format was fixed, with the value older checkpoints were trained with.
-_LATER_SETTINGS: dict[str, Any] = {"distill": 1.0, "average_last": 0.0}
+_LATER_SETTINGS: dict[str, Any] = {
+    "distill": 1.0,
+    "average_last": 0.0,
+    "shift": 0,
+    "flip": False,
+    "fill": None,
+}
 
 
 def _check_config(

@@ -86,6 +86,12 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
             "supernet:\n  average_last: -1\n",
             "supernet.average_last: Input should be greater than or equal to 0",
         ),
+        ("supernet:\n  shift: -1\n", "supernet.shift: Input should be greater than or equal to 0"),
+        (
+            "supernet:\n  shift: 8\n",
+            "supernet.shift must be smaller than the images (8 pixels for digits), got 8",
+        ),
+        ("supernet:\n  flip: sometimes\n", "supernet.flip"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("search: {trials: 3\n", "not valid YAML"),
         ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),
@@ -131,7 +137,8 @@ def test_console_script_prints_no_traceback():
 
 
 def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_path, capsys, cfg):
-    code = main(["search", "--config", cfg("supernet:\n  epochs: 1\nsearch:\n  trials: 2\n  population: 2\ntracking:\n  enabled: false\n"), "--out", str(tmp_path), "--name", "r"])  # noqa: E501
+    config = "supernet:\n  epochs: 1\nsearch:\n  trials: 2\n  population: 2\ntracking:\n  enabled: false\n"
+    code = main(["search", "--config", cfg(config), "--out", str(tmp_path), "--name", "r"])
     assert code == 0
     capsys.readouterr()
     db = tmp_path / "r" / "study.db"

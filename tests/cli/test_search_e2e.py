@@ -8,7 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
+from nas import load_digits
 from nas.cli import main
 from search import non_dominated_mask
 
@@ -20,6 +22,7 @@ supernet:
   batch_size: 128
   stage_channels: [8, 12]
   stage_strides: [1, 2]
+  shift: 1
 search:
   trials: 10
   population: 4
@@ -43,6 +46,13 @@ def test_run_directory_has_every_output(run):
         assert (run / name).is_file(), name
     assert (run / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert not (run / "tmp").exists()
+
+
+def test_the_supernet_was_trained_on_shifted_images_with_a_black_border(run):
+    config = torch.load(run / "supernet.pt", weights_only=True)["config"]
+    assert config["shift"] == 1 and config["flip"] is False
+    black = load_digits(seed=1).black  # the run's data: digits split with its seed
+    assert config["fill"] == pytest.approx(list(black)) and black[0] < 0
 
 
 def test_trials_are_stored_and_listed(run):

@@ -82,6 +82,8 @@ def test_digits_is_normalised_with_training_statistics(digits: DataSplits) -> No
     # The statistics come from the training split alone, so the other splits are only roughly centred.
     assert abs(digits.val.tensors[0].mean().item()) < 0.1
     assert len(digits.mean) == len(digits.std) == 1 and 0 < digits.mean[0] < 1
+    # A black pixel (the digits' background, 0 before normalisation) becomes ``black``.
+    assert train.min().item() == pytest.approx(digits.black[0], abs=1e-6) and digits.black[0] < 0
 
 
 def test_digits_split_is_deterministic_per_seed(digits: DataSplits) -> None:

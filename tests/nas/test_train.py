@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, TensorDataset
 from nas._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
 from nas._space import SupernetSpec
 from nas._supernet import Supernet
-from nas._train import TrainResult, _WeightAverage, train_supernet
+from nas._train import TrainResult, _WeightAverage, augment_batch, train_supernet
 
 SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
 
@@ -272,6 +272,98 @@ def test_interrupted_averaging_resumes_bit_identically(tmp_path: Path) -> None:
     assert same_weights(loaded, straight)
     with pytest.raises(ValueError, match="average_last"):
         train_supernet(Supernet(SPEC), data, epochs=1, average_last=1.5)
+
+
+# -- augmentation ----------------------------------------------------------------------------------------
+
+
+def test_shift_translates_each_image_on_its_own_and_fills_the_border() -> None:
+    images = torch.rand(200, 2, 5, 6) + 1.0  # every real pixel is >= 1; the fills are below
+    fill = (-1.0, -2.0)
+    moved = augment_batch(images, torch.Generator().manual_seed(0), shift=2, fill=fill)
+    assert moved.shape == images.shape
+    offsets = set()
+    for original, out in zip(images, moved):
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(out, translated(original, dy, dx, fill))
+        ]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) == 25  # every offset in [-2, 2] x [-2, 2] occurs among 200 images
+
+
+def translated(image: torch.Tensor, dy: int, dx: int, fill: tuple[float, ...]) -> torch.Tensor:
+    """``image`` (C x H x W) moved down by ``dy`` and right by ``dx`` pixels, the border set to ``fill``."""
+    c, h, w = image.shape
+    out = torch.tensor(fill).reshape(c, 1, 1).expand(c, h, w).clone()
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out
+
+
+def test_flip_mirrors_about_half_the_images_and_nothing_else() -> None:
+    images = torch.rand(400, 1, 4, 4)
+    out = augment_batch(images, torch.Generator().manual_seed(1), flip=True)
+    same = [torch.equal(o, i) for o, i in zip(out, images)]
+    mirrored = [torch.equal(o, i.flip(-1)) for o, i in zip(out, images)]
+    assert all(s != m for s, m in zip(same, mirrored))  # each image exactly one of the two
+    assert 150 < sum(mirrored) < 250
+
+
+def test_augmentation_is_drawn_from_its_generator_alone() -> None:
+    images = torch.rand(16, 3, 6, 6)
+    first, again, other = (
+        augment_batch(images, torch.Generator().manual_seed(s), shift=1, flip=True, fill=0.0)
+        for s in (3, 3, 4)
+    )
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert torch.equal(augment_batch(images, torch.Generator().manual_seed(3)), images)  # nothing asked
+    with pytest.raises(ValueError, match="fill has 2 values for 3 channels"):
+        augment_batch(images, torch.Generator(), shift=1, fill=(0.0, 1.0))
+
+
+def test_augmented_training_differs_and_resumes_bit_identically(tmp_path: Path) -> None:
+    data = easy_task(64)
+    plain, augmented, flipped = (Supernet(SPEC, seed=0) for _ in range(3))
+    train_supernet(plain, data, epochs=2, batch_size=16, seed=2)
+    train_supernet(augmented, data, epochs=2, batch_size=16, seed=2, shift=1, fill=-3.0)
+    train_supernet(flipped, data, epochs=2, batch_size=16, seed=2, flip=True)
+    assert not same_weights(plain, augmented)
+    assert not same_weights(plain, flipped)
+    path = tmp_path / "supernet.pt"
+    settings: dict[str, Any] = {"epochs": 2, "batch_size": 16, "seed": 2, "shift": 1, "fill": -3.0}
+    interrupted_after(1, data, checkpoint_path=path, **settings)
+    resumed = Supernet(SPEC, seed=7)
+    train_supernet(resumed, data, checkpoint_path=path, **settings)
+    assert same_weights(resumed, augmented)
+    with pytest.raises(ValueError, match=r"fill: \[-3.0\] there, \[0.0\] now"):
+        train_supernet(Supernet(SPEC), data, checkpoint_path=path, **(settings | {"fill": 0.0}))
+
+
+def test_checkpoints_written_before_augmentation_existed_count_as_unaugmented(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    data = easy_task(20)
+    train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    state = torch.load(path, weights_only=True)
+    for key in ("shift", "flip", "fill"):
+        del state["config"][key]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"shift: 0 there, 2 now\)"):
+        train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, shift=2, fill=0.0, checkpoint_path=path)
+    loaded = train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    assert loaded.resumed_from == 1
+
+
+def test_a_shift_as_large_as_the_images_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"shift must be smaller than the images \(\(8, 8\) pixels\), got 8"):
+        train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=8)
+    with pytest.raises(ValueError, match="shift >= 0"):
+        train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=-1)
 
 
 # -- evaluation ------------------------------------------------------------------------------------------
