@@ -127,7 +127,7 @@ class DataSplits:
     @property
     def black(self) -> tuple[float, ...]:
         """The normalised value of a black (zero) pixel, per channel: what a shifted image's uncovered
-        border is filled with in training."""
+        border is filled with in training. Zero for :func:`from_datasets`, whose images are taken as given."""
         return tuple(-m / s for m, s in zip(self.mean, self.std))
 
     def __repr__(self) -> str:

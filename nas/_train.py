@@ -7,11 +7,10 @@ smaller archs' loss. ``average_last`` ends training with the uniform mean of the
 part of the schedule (stochastic weight averaging) instead of the last step's weights. ``shift`` and
 ``flip`` augment each batch (random translation, random horizontal flip) before every arch sees it.
 
-Randomness is explicit and local: the batch order, the sampled archs, dropout and the augmentation of epoch
-``e`` are drawn
-from generators seeded from ``(seed, e)``, never from state carried over from earlier epochs. That makes a
-run resumed from any epoch's checkpoint bit-identical (on CPU) to one that never stopped, with no
-generator state to save; the global torch generator is restored after training.
+Randomness is explicit and local: the batch order, the sampled archs, dropout and the augmentation of
+epoch ``e`` are drawn from generators seeded from ``(seed, e)``, never from state carried over from earlier
+epochs. That makes a run resumed from any epoch's checkpoint bit-identical (on CPU) to one that never
+stopped, with no generator state to save; the global torch generator is restored after training.
 """
 
 from __future__ import annotations
@@ -117,7 +116,8 @@ def train_supernet(
             as CIFAR-10, wrong for digits).
         fill: Value of the pixels a shift uncovers, in the units of the input (one per channel, or one
             for all): the normalised value of a black pixel, for example. Only used with ``shift``.
-        seed: Seed of batch order, arch sampling and dropout (weights are seeded by ``Supernet``).
+        seed: Seed of batch order, arch sampling, dropout and augmentation (weights are seeded by
+            ``Supernet``).
         checkpoint_path: Where to checkpoint and resume from; ``None`` disables both.
         on_epoch: Called after every epoch as ``on_epoch(epoch, total, loss, seconds)``.
 
@@ -151,13 +151,14 @@ def train_supernet(
     num_samples = len(train_set)  # type: ignore[arg-type]
     if num_samples == 0:
         raise ValueError("train_set is empty")
-    fills = _fill_values(fill, shift)
+    fills = None
     if shift:
         image = train_set[0][0]
         if shift >= min(image.shape[-2:]):
             raise ValueError(
                 f"shift must be smaller than the images ({tuple(image.shape[-2:])} pixels), got {shift}"
             )
+        fills = _fill_values(fill, shift, image.shape[0])  # one per channel, checked before any training
     config: dict[str, Any] = {
         "epochs": epochs,
         "batch_size": batch_size,

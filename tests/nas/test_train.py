@@ -364,6 +364,8 @@ def test_a_shift_as_large_as_the_images_is_refused() -> None:
         train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=8)
     with pytest.raises(ValueError, match="shift >= 0"):
         train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=-1)
+    with pytest.raises(ValueError, match="fill has 3 values for 1 channels"):
+        train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=1, fill=(0.0, 0.0, 0.0))
 
 
 # -- evaluation ------------------------------------------------------------------------------------------
