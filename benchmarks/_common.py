@@ -180,6 +180,7 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
     # Settings added later join the key only when they differ from what older trainings used, so older
     # caches stay valid.
     kwargs = s.train_kwargs()
+    kwargs["zero_init_residual"] = s.zero_init_residual
     extra |= {k: kwargs[k] for k, old in LATER_TRAINING_SETTINGS.items() if kwargs.get(k, old) != old}
     return {
         **extra,
@@ -224,7 +225,7 @@ def trained_supernet(
     log(
         f"supernet: {'loading or resuming' if path.is_file() else 'training'} {path} ({cfg.supernet.epochs} epochs)"
     )
-    supernet = Supernet(spec, seed=seed)
+    supernet = Supernet(spec, seed=seed, zero_init_residual=cfg.supernet.zero_init_residual)
     t0 = time.perf_counter()
     result = train_supernet(
         supernet,

@@ -67,6 +67,7 @@ SUPERNET_OPTIONS = (
     "lr",
     "weight_decay",
     "batch_size",
+    "zero_init_residual",
 )
 #: Stand-alone training settings ``--standalone-option`` may change.
 STANDALONE_OPTIONS = ("shift", "flip", "epochs", "lr", "weight_decay")

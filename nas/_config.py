@@ -117,6 +117,7 @@ class SupernetConfig(_Section):
     average_last: float = Field(default=0.0, ge=0, le=1)
     shift: int = Field(default=0, ge=0)
     flip: bool = False
+    zero_init_residual: bool = False
     stage_channels: tuple[int, ...] | None = None
     stage_strides: tuple[int, ...] | None = None
     depth_choices: tuple[int, ...] | None = None

@@ -502,7 +502,7 @@ class Experiment:
         phase["data"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        supernet = Supernet(spec, seed=cfg.seed)
+        supernet = Supernet(spec, seed=cfg.seed, zero_init_residual=cfg.supernet.zero_init_residual)
         self.reporter.start_training(cfg.supernet.epochs)
 
         def on_epoch(epoch: int, total: int, loss: float, seconds: float) -> None:

@@ -158,6 +158,9 @@ class Supernet(nn.Module):
     Args:
         spec: Shape of the supernet and its elastic choices.
         seed: Seed of the weight initialisation.
+        zero_init_residual: Start the last batch norm of every block that always adds its input (all but
+            the first block of each stage) with a zero scale, so that each such block begins as the
+            identity and a deeper arch starts out computing what a shallower one does (as BigNAS does).
 
     Example:
         >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
@@ -169,9 +172,10 @@ class Supernet(nn.Module):
         True
     """
 
-    def __init__(self, spec: SupernetSpec, *, seed: int = 0) -> None:
+    def __init__(self, spec: SupernetSpec, *, seed: int = 0, zero_init_residual: bool = False) -> None:
         super().__init__()
         self.spec = spec
+        self.zero_init_residual = bool(zero_init_residual)
         stem, stages, head = self.max_channels
         self.stem = _ConvBN(DynamicConv2d(spec.in_channels, stem, 3, spec.stem_stride), stem, act=True)
         self.stages = nn.ModuleList()
@@ -205,6 +209,7 @@ class Supernet(nn.Module):
         """Re-initialises every weight from ``seed``.
 
         Convolutions: He normal (fan-out); BN and kernel transforms: identity; classifier: N(0, 0.01^2).
+        With ``zero_init_residual``, the scale of the last BN of every block after the first of a stage is 0.
         """
         gen = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad():
@@ -220,6 +225,12 @@ class Supernet(nn.Module):
                 elif isinstance(module, DynamicLinear):
                     module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * 0.01)
                     module.bias.zero_()
+            if self.zero_init_residual:
+                # Blocks after the first of a stage have stride 1 and equal channels at every width: their
+                # output is always input + branch, so a zero scale makes the branch (and the block) vanish.
+                for s in range(self.spec.num_stages):
+                    for b in range(1, self.spec.max_depth):
+                        self._block(s, b).project.bn.weight.zero_()
 
     def _block(self, stage: int, index: int) -> _DynamicBlock:
         return cast(_DynamicBlock, cast(nn.ModuleList, self.stages[stage])[index])

@@ -174,6 +174,8 @@ def train_supernet(
         "seed": seed,
         "num_samples": num_samples,
         "spec": supernet.spec.to_dict(),
+        # How the weights began: a resumed run must have begun the same way.
+        "zero_init_residual": bool(getattr(supernet, "zero_init_residual", False)),
     }
     device = next(supernet.parameters()).device
     # A lone sample in the last batch would make batch norm fail; drop it (it is reshuffled next epoch).
@@ -443,6 +445,7 @@ _LATER_SETTINGS: dict[str, Any] = {
     "shift": 0,
     "flip": False,
     "fill": None,
+    "zero_init_residual": False,
 }
 
 

@@ -92,6 +92,7 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
             "supernet.shift must be smaller than the images (8 pixels for digits), got 8",
         ),
         ("supernet:\n  flip: sometimes\n", "supernet.flip"),
+        ("supernet:\n  zero_init_residual: maybe\n", "supernet.zero_init_residual"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("search: {trials: 3\n", "not valid YAML"),
         ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),

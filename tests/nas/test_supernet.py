@@ -271,6 +271,27 @@ def test_init_is_seeded_and_leaves_the_global_generator_alone() -> None:
     assert torch.equal(torch.get_rng_state(), state)
 
 
+def test_zero_init_residual_makes_every_later_block_the_identity() -> None:
+    plain, zeroed = Supernet(TINY, seed=2), Supernet(TINY, seed=2, zero_init_residual=True)
+    sp, sz = plain.state_dict(), zeroed.state_dict()
+    later_scales = {f"stages.{s}.{b}.project.bn.weight" for s in range(2) for b in range(1, TINY.max_depth)}
+    assert all(torch.count_nonzero(sz[k]) == 0 and torch.count_nonzero(sp[k]) > 0 for k in later_scales)
+    assert all(torch.equal(sp[k], sz[k]) for k in sp if k not in later_scales)  # nothing else changes
+    x = torch.randn(4, TINY.in_channels, TINY.image_size, TINY.image_size)
+    deep = TINY.largest_arch()
+    shallow = {**deep, "depth": [1, 1], "kernel": [k[:1] for k in deep["kernel"]]}
+    shallow["expand"] = [e[:1] for e in deep["expand"]]
+    for net, train in ((zeroed, False), (zeroed, True), (plain, False)):
+        outputs = []
+        for arch in (deep, shallow):
+            torch.manual_seed(0)  # the same dropout mask in train mode
+            with torch.no_grad():
+                outputs.append(net.train(train)(x, arch))
+        assert torch.equal(*outputs) == (net is zeroed)
+    zeroed.reset_parameters(5)  # re-initialising keeps the setting
+    assert all(torch.count_nonzero(zeroed.state_dict()[k]) == 0 for k in later_scales)
+
+
 def test_invalid_arch_is_rejected() -> None:
     net = Supernet(TINY)
     bad = TINY.largest_arch()

@@ -359,6 +359,27 @@ def test_checkpoints_written_before_augmentation_existed_count_as_unaugmented(tm
     assert loaded.resumed_from == 1
 
 
+def test_the_checkpoint_records_how_the_weights_began(tmp_path: Path) -> None:
+    path = tmp_path / "supernet.pt"
+    data = easy_task(20)
+    zeroed = Supernet(SPEC, zero_init_residual=True)
+    train_supernet(zeroed, data, epochs=1, batch_size=16, checkpoint_path=path)
+    assert torch.load(path, weights_only=True)["config"]["zero_init_residual"] is True
+    with pytest.raises(ValueError, match="zero_init_residual: True there, False now"):
+        train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path)
+    # Checkpoints written before the setting existed began with the plain initialisation.
+    state = torch.load(path, weights_only=True)
+    del state["config"]["zero_init_residual"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="zero_init_residual: False there, True now"):
+        train_supernet(
+            Supernet(SPEC, zero_init_residual=True), data, epochs=1, batch_size=16, checkpoint_path=path
+        )
+    assert (
+        train_supernet(Supernet(SPEC), data, epochs=1, batch_size=16, checkpoint_path=path).resumed_from == 1
+    )
+
+
 def test_a_shift_as_large_as_the_images_is_refused() -> None:
     with pytest.raises(ValueError, match=r"shift must be smaller than the images \(\(8, 8\) pixels\), got 8"):
         train_supernet(Supernet(SPEC), easy_task(20), epochs=1, shift=8)
