@@ -101,9 +101,8 @@ def main() -> None:
     data = common.load_data(cfg)
     spec = common.supernet_spec(cfg, data)
     seed = args.supernet_seed
-    tag = (
-        f"{args.structure}{f'{args.smoothing:g}' if args.structure == 'label-smoothing' else ''}-sseed{seed}"
-    )
+    variant = f"label-smoothing{args.smoothing:g}" if args.structure == "label-smoothing" else args.structure
+    tag = f"{variant}-sseed{seed}"
 
     def trained(member_spec: SupernetSpec, name: str) -> Supernet:
         net = Supernet(member_spec, seed=seed)
