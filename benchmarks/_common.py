@@ -159,7 +159,7 @@ def load_data(cfg: SearchConfig, train_fraction: float = 1.0) -> DataSplits:
     """
     if cfg.data.root is not None:
         raise SystemExit("the benchmarks use the built-in digits demo; a dataset root is not supported")
-    data = load_dataset(cfg.data.name, seed=cfg.seed)
+    data = load_dataset(cfg.data.name, seed=cfg.seed, **cfg.data.options)
     if train_fraction < 1.0:
         x, y = data.train.tensors  # type: ignore[attr-defined]
         keep = max(1, round(train_fraction * len(y)))
@@ -177,6 +177,8 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
     """Everything the trained weights depend on: the key of the cache."""
     s = cfg.supernet
     extra: dict[str, Any] = {"train_fraction": train_fraction} if train_fraction < 1.0 else {}
+    if cfg.data.options:  # only when set, so older caches stay valid
+        extra["data_options"] = dict(cfg.data.options)
     # Settings added later join the key only when they differ from what older trainings used, so older
     # caches stay valid.
     kwargs = s.train_kwargs()

@@ -55,6 +55,7 @@ from nas import (
     evaluate_error,
     load_digits_hard,
 )
+from nas._config import DATASET_OPTIONS
 
 NAME = "ranking_fidelity"
 #: Supernet training settings ``--supernet-option`` may change.
@@ -175,9 +176,20 @@ def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
     Runs in a worker process (or in-process); everything it needs is in the JSON-ready ``job``.
     """
     torch.set_num_threads(job["threads"])
-    key = (job["dataset"], job["data_seed"], job["train_fraction"])
+    key = (
+        job["dataset"],
+        json.dumps(job.get("data_options", {}), sort_keys=True),
+        job["data_seed"],
+        job["train_fraction"],
+    )
     if key not in _DATA:
-        cfg = common.demo_config({"data.name": job["dataset"], "seed": job["data_seed"]})
+        cfg = common.demo_config(
+            {
+                "data.name": job["dataset"],
+                "data.options": job.get("data_options", {}),
+                "seed": job["data_seed"],
+            }
+        )
         _DATA[key] = common.load_data(cfg, job["train_fraction"])
     data = _DATA[key]
     spec = SupernetSpec.from_dict(job["spec"])
@@ -261,7 +273,7 @@ def _recipe_hash(job: dict[str, Any]) -> str:
 def _recipe_key(job: dict[str, Any]) -> str:
     fields = ("dataset", "data_seed", "train_fraction", "epochs", "batch_size", "lr", "weight_decay", "seed")
     key = [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
-    augment = {f: job[f] for f in AUGMENT_FIELDS if job.get(f)}
+    augment = {f: job[f] for f in (*AUGMENT_FIELDS, "data_options") if job.get(f)}
     return json.dumps(key + [augment] if augment else key)
 
 
@@ -358,6 +370,14 @@ def main() -> None:
         "where subnets differ in accuracy; default digits)",
     )
     p.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="variant: an option of the dataset's loader (data.options), for the supernet and the "
+        "stand-alone nets alike, e.g. copies=8: eight renders of each digits-hard digit (repeatable)",
+    )
+    p.add_argument(
         "--train-fraction",
         type=float,
         default=1.0,
@@ -432,6 +452,11 @@ def main() -> None:
     started = time.perf_counter()
 
     overrides: dict[str, Any] = {"data.name": args.dataset}
+    data_options = common.key_values(
+        p, "--data-option", args.data_option, DATASET_OPTIONS.get(args.dataset, ())
+    )
+    if data_options:
+        overrides["data.options"] = data_options
     if args.quick:
         overrides["supernet.epochs"] = 2
     standalone = common.demo_config(
@@ -448,6 +473,7 @@ def main() -> None:
     variant = "".join(
         [
             f"-{args.dataset}" if args.dataset != "digits" else "",
+            *(f"-{o.replace('=', '')}" for o in args.data_option),
             "-quick" if args.quick else "",
             f"-train{args.train_fraction:g}" if args.train_fraction < 1.0 else "",
             f"-calib{calib}" if calib != cfg.evaluation.calib_samples else "",
@@ -485,6 +511,7 @@ def main() -> None:
             "spec": spec.to_dict(),
             "seed": seed,
             "dataset": cfg.data.name,
+            **({"data_options": dict(cfg.data.options)} if cfg.data.options else {}),
             "data_seed": cfg.seed,
             "train_fraction": args.train_fraction,
             "epochs": standalone.epochs,
@@ -585,6 +612,7 @@ def main() -> None:
 
     described = [
         *(["quick"] if args.quick else []),
+        *([f"data {o}" for o in args.data_option]),
         *(
             [f"harder variant: {args.train_fraction:.0%} of the training images"]
             if args.train_fraction < 1.0

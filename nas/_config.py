@@ -36,6 +36,12 @@ OBJECTIVE_UNITS: dict[str, str] = {
     "flops": "FLOPs",
 }
 DATASET_NAMES = ("digits", "digits-hard", "cifar10")
+#: Options of each built-in dataset's loader that ``data.options`` may set (``limit`` has its own key).
+DATASET_OPTIONS: dict[str, tuple[str, ...]] = {
+    "digits": ("val_fraction", "test_fraction"),
+    "digits-hard": ("val_fraction", "test_fraction", "copies", "noise"),
+    "cifar10": ("val_fraction",),
+}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -85,6 +91,9 @@ class DataConfig(_Section):
     name: str = "digits"
     root: str | None = None
     limit: int | None = Field(default=None, gt=0)
+    #: Further options of the dataset's loader, e.g. ``{copies: 8}`` for digits-hard (the loader checks
+    #: their values when the data is read).
+    options: dict[str, int | float] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -92,6 +101,18 @@ class DataConfig(_Section):
         if v not in DATASET_NAMES:
             raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
         return v
+
+    @model_validator(mode="after")
+    def _known_options(self) -> DataConfig:
+        valid = DATASET_OPTIONS[self.name]
+        for key in self.options:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"dataset {self.name!r} has no option {key!r}{hint} (valid: {', '.join(valid)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _root_exists(self) -> DataConfig:

@@ -480,7 +480,7 @@ class Experiment:
             data = (
                 self._data
                 if self._data is not None
-                else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_limit(cfg))
+                else load_dataset(cfg.data.name, root=_root(cfg), seed=cfg.seed, **_loader_options(cfg))
             )
             if cfg.supernet.shift >= data.image_size:
                 raise ConfigError(
@@ -782,8 +782,10 @@ def _root(cfg: SearchConfig) -> str | None:
     return os.path.expanduser(cfg.data.root) if cfg.data.root else None
 
 
-def _limit(cfg: SearchConfig) -> dict[str, Any]:
-    return {"limit": cfg.data.limit} if cfg.data.name == "cifar10" and cfg.data.limit else {}
+def _loader_options(cfg: SearchConfig) -> dict[str, Any]:
+    """The loader's options a config sets: ``data.options``, and ``data.limit`` for cifar10."""
+    limit = {"limit": cfg.data.limit} if cfg.data.name == "cifar10" and cfg.data.limit else {}
+    return {**cfg.data.options, **limit}
 
 
 def export_front(study: Study, evaluator: CandidateEvaluator, run_dir: Path) -> list[ModelRecord]:
@@ -939,7 +941,7 @@ def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits
         spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
     except Exception as e:  # a damaged file: say so in one line
         raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
-    data = load_dataset(config.data.name, root=_root(config), seed=config.seed, **_limit(config))
+    data = load_dataset(config.data.name, root=_root(config), seed=config.seed, **_loader_options(config))
     supernet = Supernet(spec, seed=config.seed)
     supernet.load_state_dict(ckpt["model"])
     return config, data, supernet.eval()

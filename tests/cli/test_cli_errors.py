@@ -93,6 +93,14 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
         ),
         ("supernet:\n  flip: sometimes\n", "supernet.flip"),
         ("supernet:\n  zero_init_residual: maybe\n", "supernet.zero_init_residual"),
+        (
+            "data:\n  name: digits-hard\n  options: {copys: 4}\n",
+            "dataset 'digits-hard' has no option 'copys'; did you mean 'copies'? "
+            "(valid: val_fraction, test_fraction, copies, noise)",
+        ),
+        ("data:\n  options: {copies: 4}\n", "dataset 'digits' has no option 'copies'"),
+        ("data:\n  name: digits-hard\n  options: {copies: 0}\n", "copies must be an integer >= 1, got 0"),
+        ("data:\n  options: {val_fraction: many}\n", "data.options.val_fraction"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("search: {trials: 3\n", "not valid YAML"),
         ("evaluation:\n  exporter: tflite\n", "evaluation.exporter"),

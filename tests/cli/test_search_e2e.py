@@ -17,6 +17,8 @@ from search import non_dominated_mask
 TINY = """
 name: tiny
 seed: 1
+data:
+  options: {val_fraction: 0.25}
 supernet:
   epochs: 1
   batch_size: 128
@@ -51,7 +53,7 @@ def test_run_directory_has_every_output(run):
 def test_the_supernet_was_trained_on_shifted_images_with_a_black_border(run):
     config = torch.load(run / "supernet.pt", weights_only=True)["config"]
     assert config["shift"] == 1 and config["flip"] is False
-    black = load_digits(seed=1).black  # the run's data: digits split with its seed
+    black = load_digits(seed=1, val_fraction=0.25).black  # the run's data: its seed and data.options
     assert config["fill"] == pytest.approx(list(black)) and black[0] < 0
 
 
@@ -62,6 +64,11 @@ def test_trials_are_stored_and_listed(run):
     rows = list(csv.DictReader((run / "trials.csv").open()))
     assert len(rows) == 10 and all(float(r["latency_ms"]) > 0 for r in rows)
     assert all(json.loads(r["arch"])["depth"] for r in rows)
+    # Scored on the validation split data.options asked for: a quarter of the digits, 449 images.
+    val = len(load_digits(seed=1, val_fraction=0.25).val)
+    assert val == 449
+    wrong = [e for e in (float(r["error"]) * val / 100 for r in rows) if abs(e - round(e)) > 1e-3]
+    assert not wrong, wrong
 
 
 def test_pareto_models_are_non_dominated_and_their_metrics_measured(run):

@@ -425,7 +425,9 @@ def test_load_dataset_dispatch(cifar_dir: Path) -> None:
 
 
 def test_load_dataset_errors() -> None:
-    with pytest.raises(DatasetError, match="unknown dataset 'mnist'; valid names: digits, digits-hard, cifar10"):
+    with pytest.raises(
+        DatasetError, match="unknown dataset 'mnist'; valid names: digits, digits-hard, cifar10"
+    ):
         load_dataset("mnist")
     with pytest.raises(DatasetError, match="needs root"):
         load_dataset("cifar10")
@@ -447,3 +449,32 @@ def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
 
     assert dataset_shape("digits-hard") == (1, 10, 10)
     assert load_config(None, {"data.name": "digits-hard"}).data.name == "digits-hard"
+
+
+def test_config_dataset_options_are_exactly_the_loaders() -> None:
+    import inspect
+
+    from nas._config import DATASET_NAMES, DATASET_OPTIONS
+    from nas._data import _LOADERS
+
+    assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS)
+    for name, options in DATASET_OPTIONS.items():
+        params = set(inspect.signature(_LOADERS[name]).parameters) - {"root", "seed", "limit"}
+        assert set(options) == params, name
+
+
+def test_data_options_reach_the_loader_a_search_uses() -> None:
+    from nas import load_config
+    from nas._experiment import _loader_options
+
+    cfg = load_config(None, {"data.name": "digits-hard", "data.options": {"copies": 1, "noise": 0.0}})
+    data = load_dataset(cfg.data.name, seed=cfg.seed, **_loader_options(cfg))
+    assert len(data.train) == len(load_digits(seed=cfg.seed).train)  # one render per training digit
+    assert data.train.tensors[0].shape[0] == len(data.train)
+    plain = load_config(None, {"data.name": "digits-hard"})
+    assert _loader_options(plain) == {}
+    assert len(load_dataset(plain.data.name, seed=plain.seed, **_loader_options(plain)).train) == 2 * len(
+        data.train
+    )
+    cifar = load_config(None, {"data.name": "cifar10", "data.root": "/tmp", "data.limit": 7})
+    assert _loader_options(cifar) == {"limit": 7}
