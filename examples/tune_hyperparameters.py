@@ -23,7 +23,18 @@ import torch
 from torch import nn
 
 from nas import SearchTracker, load_digits, param_importance
-from search import BayesStrategy, Choice, Float, Integer, Objective, SQLiteStorage, Space, Study, Trial, TrialState
+from search import (
+    BayesStrategy,
+    Choice,
+    Float,
+    Integer,
+    Objective,
+    Space,
+    SQLiteStorage,
+    Study,
+    Trial,
+    TrialState,
+)
 
 SPACE = Space(
     {
@@ -70,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--out", type=Path, default=Path("runs/tune"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-fidelity", type=float, default=1 / 9, help="lowest share of the epochs (1: no brackets)")
-    p.add_argument("--warm-start", type=Path, help="study.db of an earlier tuning run: its best trials go first")
+    p.add_argument(
+        "--min-fidelity", type=float, default=1 / 9, help="lowest share of the epochs (1: no brackets)"
+    )
+    p.add_argument(
+        "--warm-start", type=Path, help="study.db of an earlier tuning run: its best trials go first"
+    )
     args = p.parse_args(argv)
 
     torch.set_num_threads(1)

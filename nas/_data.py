@@ -20,7 +20,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -227,7 +227,7 @@ def _stratified_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 def _split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
     """Rounds each fraction of ``n`` to a sample count; the rest goes to ``train``."""
-    sizes = {split: int(round(frac * n)) for split, frac in fractions.items()}
+    sizes = {split: round(frac * n) for split, frac in fractions.items()}
     for split, size in sizes.items():
         if size < 1:
             raise DatasetError(
@@ -463,7 +463,7 @@ class _CifarUnpickler(pickle.Unpickler):
     folder cannot execute code.
     """
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy.core.numeric", "_frombuffer"),

@@ -32,10 +32,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
-import tempfile
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping

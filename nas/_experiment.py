@@ -939,7 +939,7 @@ def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
-    except Exception as e:  # a damaged file: say so in one line
+    except Exception as e:  # noqa: BLE001 - a damaged file, whatever torch raises: say so in one line
         raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
     data = load_dataset(config.data.name, root=_root(config), seed=config.seed, **_loader_options(config))
     supernet = Supernet(spec, seed=config.seed)

@@ -423,7 +423,7 @@ def _load_checkpoint(path: str | os.PathLike[str] | None, device: torch.device) 
         return None
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # an unreadable file is not worth failing a run for: start afresh
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is not worth failing a run for: start afresh
         warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
         return None
     keys = {"format", "config", "epoch", "model", "optimizer", "scheduler"}

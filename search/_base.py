@@ -88,5 +88,5 @@ class Strategy(abc.ABC):
     def ask(self) -> Suggestion | None:
         """Next point to evaluate, or ``None`` to wait for pending results."""
 
-    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
+    def tell(self, trial: Trial) -> None:
         """Learns from one finished trial. The default ignores it."""

@@ -54,7 +54,7 @@ class Storage(abc.ABC):
     def get_meta(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Releases resources; the default does nothing."""
 
 
@@ -144,13 +144,17 @@ class SQLiteStorage(Storage):
     def _check_existing(self) -> None:
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"meta", "trials"} <= tables:
-            raise StorageError(f"{self.path} is an SQLite file but not an hwnas study (tables: {sorted(tables) or 'none'})")
+            raise StorageError(
+                f"{self.path} is an SQLite file but not an hwnas study (tables: {sorted(tables) or 'none'})"
+            )
         fmt = self.get_meta("format")
         version = self.get_meta("version")
         if fmt != _FORMAT:
             raise StorageError(f"{self.path} is not an hwnas study (format {fmt!r})")
         if version != _VERSION:
-            raise StorageError(f"{self.path} is a version {version} study; this hwnas reads version {_VERSION}")
+            raise StorageError(
+                f"{self.path} is a version {version} study; this hwnas reads version {_VERSION}"
+            )
 
     def _close_quietly(self) -> None:
         conn = getattr(self, "_conn", None)

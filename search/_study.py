@@ -395,7 +395,7 @@ def _late(elapsed_s: float, limit_s: float) -> str:
 def _run(objective: ObjectiveFn, trial: Trial) -> tuple[Mapping[str, Any] | None, str | None]:
     try:
         result = objective(trial)
-    except Exception as e:  # one failing candidate never ends a search
+    except Exception as e:  # noqa: BLE001 - one failing candidate never ends a search
         return None, _describe(e)
     if not isinstance(result, Mapping):
         return None, f"the objective returned {type(result).__name__}, expected a dict of metrics"

@@ -41,7 +41,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.direction not in ("minimize", "maximize"):
-            raise ValueError(f"objective {self.name!r}: direction must be 'minimize' or 'maximize', got {self.direction!r}")
+            raise ValueError(
+                f"objective {self.name!r}: direction must be 'minimize' or 'maximize', got {self.direction!r}"
+            )
 
     @property
     def sign(self) -> float:
@@ -80,7 +82,9 @@ class Constraint:
     def parse(cls, text: str) -> Constraint:
         m = _CONSTRAINT_RE.match(text)
         if not m:
-            raise ValueError(f"cannot read constraint {text!r}; write it as 'METRIC <= NUMBER' or 'METRIC >= NUMBER'")
+            raise ValueError(
+                f"cannot read constraint {text!r}; write it as 'METRIC <= NUMBER' or 'METRIC >= NUMBER'"
+            )
         try:
             bound = float(m.group(3))
         except ValueError:

@@ -40,7 +40,12 @@ def test_hyperparameter_tuning_example_runs_brackets_and_warm_starts(tmp_path, c
     out = capsys.readouterr().out
     assert "Pareto front" in out and "estimated" in out
 
-    assert module.main(["--trials", "3", "--out", str(tmp_path / "b"), "--warm-start", str(tmp_path / "a" / "study.db")]) == 0
+    assert (
+        module.main(
+            ["--trials", "3", "--out", str(tmp_path / "b"), "--warm-start", str(tmp_path / "a" / "study.db")]
+        )
+        == 0
+    )
     best = sorted((t for t in trials if t.fidelity >= 1.0), key=lambda t: t.metrics["error"])[:3]
     warm = SQLiteStorage(tmp_path / "b" / "study.db").trials()
     assert [dict(t.params) for t in warm[: len(best)]] == [dict(t.params) for t in best]

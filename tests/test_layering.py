@@ -18,5 +18,5 @@ CHECK = "import {pkg}, sys; bad = sorted(m for m in {forbidden} if m in sys.modu
 )
 def test_package_does_not_import_forbidden_layers(pkg, forbidden):
     code = CHECK.format(pkg=pkg, forbidden=forbidden)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -64,7 +64,7 @@ def cfg(tmp_path):
 )
 def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
     argv = [*argv, "--out", str(tmp_path)] if argv[:1] == ["search"] else argv
-    code, out, err = run(argv, capsys)
+    code, _out, err = run(argv, capsys)
     assert code == 2
     if expected:
         lines = [line for line in err.splitlines() if line.strip()]
@@ -95,8 +95,10 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
         ("supernet:\n  zero_init_residual: maybe\n", "supernet.zero_init_residual"),
         (
             "data:\n  name: digits-hard\n  options: {copys: 4}\n",
-            "dataset 'digits-hard' has no option 'copys'; did you mean 'copies'? "
-            "(valid: val_fraction, test_fraction, copies, noise)",
+            (
+                "dataset 'digits-hard' has no option 'copys'; did you mean 'copies'? "
+                "(valid: val_fraction, test_fraction, copies, noise)"
+            ),
         ),
         ("data:\n  options: {copies: 4}\n", "dataset 'digits' has no option 'copies'"),
         ("data:\n  name: digits-hard\n  options: {copies: 0}\n", "copies must be an integer >= 1, got 0"),
@@ -115,7 +117,7 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
     ],
 )
 def test_bad_config_files(text, expected, cfg, capsys, tmp_path):
-    code, out, err = run(["search", "--config", cfg(text), "--out", str(tmp_path)], capsys)
+    code, _out, err = run(["search", "--config", cfg(text), "--out", str(tmp_path)], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and expected in err, err
 
@@ -125,7 +127,7 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
     run_dir.mkdir()
     keep = run_dir / "pareto.json"
     keep.write_text("{}")
-    code, out, err = run(["search", "--name", "taken", "--out", str(tmp_path)], capsys)
+    code, _out, err = run(["search", "--name", "taken", "--out", str(tmp_path)], capsys)
     assert code == 2 and "already exists" in err
     assert keep.read_text() == "{}" and sorted(p.name for p in run_dir.iterdir()) == ["pareto.json"]
 
@@ -133,14 +135,14 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code, out, err = run(["search", "--out", str(blocker / "sub"), "--name", "x"], capsys)
+    code, _out, err = run(["search", "--out", str(blocker / "sub"), "--name", "x"], capsys)
     assert code == 2 and "cannot write" in err
 
 
 def test_console_script_prints_no_traceback():
     exe = Path(sys.executable).with_name("hwnas")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nas.cli"]
-    proc = subprocess.run([*cmd, "search", "--strategy", "nope"], capture_output=True, text=True)
+    proc = subprocess.run([*cmd, "search", "--strategy", "nope"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown strategy 'nope'" in proc.stderr
 
@@ -152,7 +154,7 @@ def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_p
     capsys.readouterr()
     db = tmp_path / "r" / "study.db"
     db.write_bytes(b"this is not a database at all" * 100)
-    code, out, err = run(["search", "--resume", str(tmp_path / "r"), "--trials", "4"], capsys)
+    code, _out, err = run(["search", "--resume", str(tmp_path / "r"), "--trials", "4"], capsys)
     assert code == 2 and "not a readable SQLite study file" in err and len(err.strip().splitlines()) == 1
     assert db.read_bytes() == b"this is not a database at all" * 100
 

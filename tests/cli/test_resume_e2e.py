@@ -63,7 +63,9 @@ def finished(run: Path) -> int:
 
 def trials(run: Path) -> list[tuple]:
     with sqlite3.connect(run / "study.db") as c:
-        rows = c.execute("SELECT number, params, state, objective_values FROM trials ORDER BY number").fetchall()
+        rows = c.execute(
+            "SELECT number, params, state, objective_values FROM trials ORDER BY number"
+        ).fetchall()
     return [(n, json.loads(p), s, json.loads(v) if v else None) for n, p, s, v in rows]
 
 
@@ -111,7 +113,9 @@ def test_kill_9_during_training_and_search_then_resume_gives_the_same_study(refe
     got, want = trials(run), trials(reference)
     assert [t[:2] for t in got] == [t[:2] for t in want]  # the same candidates, in the same order
     assert got == want  # and the same results: nothing lost, nothing evaluated twice
-    front = lambda r: sorted((m["id"], m["metrics"]["error"]) for m in json.loads((r / "pareto.json").read_text())["models"])  # noqa: E731
+    front = lambda r: sorted(
+        (m["id"], m["metrics"]["error"]) for m in json.loads((r / "pareto.json").read_text())["models"]
+    )
     assert front(run) == front(reference)
 
 

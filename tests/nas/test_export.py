@@ -149,9 +149,7 @@ def test_bad_input_shape_is_rejected(tmp_path: Path) -> None:
 
 def test_flops_of_an_exported_model_match_hand_computation(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)
-    )
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
     path = export_onnx(model, tmp_path / "plain.onnx", SHAPE)
     cost = count_params_and_flops(path, SHAPE, batch_size=2)
     # conv: 4*8*8 outputs x 1*3*3 = 2304; linear: 256 * 10 = 2560; per sample 4864, batch 2

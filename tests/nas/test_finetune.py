@@ -28,7 +28,9 @@ def test_fine_tuning_is_seeded_by_the_arch_and_scaled_by_fidelity():
     ev = evaluator(40)
     arch = ev.spec.largest_arch()
     a, b = ev.calibrated_subnet(arch, 1.0), ev.calibrated_subnet(arch, 1.0)
-    assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))  # the exported model is the scored one
+    assert all(
+        torch.equal(x, y) for x, y in zip(weights(a), weights(b))
+    )  # the exported model is the scored one
     plain = evaluator(0).calibrated_subnet(arch, 1.0)
     quarter = ev.calibrated_subnet(arch, 0.25)
     assert not all(torch.equal(x, y) for x, y in zip(weights(a), weights(plain)))

@@ -37,7 +37,9 @@ def test_every_arch_is_made_of_known_parts_with_the_shapes_it_really_runs_at():
         assert all(k in parts for k in keys)
         net = supernet.subnet(arch)
         seen: list[tuple[int, ...]] = []
-        hooks = [b.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[1:]))) for b in net.blocks]
+        hooks = [
+            b.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[1:]))) for b in net.blocks
+        ]
         net(torch.zeros(1, 1, 8, 8))
         for h in hooks:
             h.remove()
@@ -70,7 +72,11 @@ def test_predictions_are_exact_when_latency_is_additive(spec, monkeypatch):
     def fake_measure(self, path, input_shape, *, batch_size=1):
         nodes = onnx.load(str(path)).graph.node
         # Constant and Identity nodes cost nothing at run time (ONNX Runtime folds them away).
-        cost = sum(0.004 if n.op_type == "Conv" else 0.001 for n in nodes if n.op_type not in ("Constant", "Identity"))
+        cost = sum(
+            0.004 if n.op_type == "Conv" else 0.001
+            for n in nodes
+            if n.op_type not in ("Constant", "Identity")
+        )
         return Result(0.01 + cost)  # a fixed cost per call, plus the operators
 
     monkeypatch.setattr(OnnxRuntimeLatency, "measure", fake_measure)
@@ -84,11 +90,15 @@ def test_predictions_are_exact_when_latency_is_additive(spec, monkeypatch):
 
 def test_table_files_round_trip_and_bad_files_are_named(tmp_path, spec):
     entries = {k: {"latency_ms": 0.01 + i * 1e-3} for i, k in enumerate(distinct_parts(spec, (1, 8, 8)))}
-    table = LatencyTable(entries, empty_ms=0.005, meta={"input_shape": [1, 8, 8]}).calibrated([1, 2, 3], [4, 6, 8], [1.5, 2.6, 3.4])
+    table = LatencyTable(entries, empty_ms=0.005, meta={"input_shape": [1, 8, 8]}).calibrated(
+        [1, 2, 3], [4, 6, 8], [1.5, 2.6, 3.4]
+    )
     path = table.save(tmp_path / "t.json")
     again = LatencyTable.load(path)
     arch = spec.largest_arch()
-    assert predict_latency(again, spec, arch, (1, 8, 8)) == pytest.approx(predict_latency(table, spec, arch, (1, 8, 8)))
+    assert predict_latency(again, spec, arch, (1, 8, 8)) == pytest.approx(
+        predict_latency(table, spec, arch, (1, 8, 8))
+    )
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(LutError, match="not readable JSON"):
         LatencyTable.load(tmp_path / "bad.json")
@@ -143,14 +153,31 @@ def test_profile_device_then_a_search_that_predicts_from_the_table(tmp_path):
     table = LatencyTable.load(out)
     assert table.meta["calibration"]["models"] == 4
 
-    assert main(["search", "--config", str(cfg), "--out", str(tmp_path), "--name", "s", "--profile", str(profile_file)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(cfg),
+                "--out",
+                str(tmp_path),
+                "--name",
+                "s",
+                "--profile",
+                str(profile_file),
+            ]
+        )
+        == 0
+    )
     spec = SupernetSpec.from_dict(json.loads((tmp_path / "s" / "space.json").read_text())["supernet"])
     from search import SQLiteStorage
 
     trials = SQLiteStorage(tmp_path / "s" / "study.db").trials()
     assert trials and all(t.metrics["latency_predicted"] == 1.0 for t in trials)
     for t in trials:
-        assert t.metrics["latency_ms"] == pytest.approx(table.predict(arch_parts(spec, t.attrs["arch"], (1, 8, 8))))
+        assert t.metrics["latency_ms"] == pytest.approx(
+            table.predict(arch_parts(spec, t.attrs["arch"], (1, 8, 8)))
+        )
 
 
 def test_profile_device_usage_errors(tmp_path):

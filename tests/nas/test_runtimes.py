@@ -13,7 +13,10 @@ from profilers import OnnxRuntimeLatency, TorchLatency
 def evaluator(profile: HardwareProfile) -> CandidateEvaluator:
     spec = SupernetSpec.for_input(1, 8, 10, stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
     return CandidateEvaluator(
-        supernet=Supernet(spec, seed=0).eval(), data=load_dataset("digits", seed=0), profile=profile, calib_samples=32
+        supernet=Supernet(spec, seed=0).eval(),
+        data=load_dataset("digits", seed=0),
+        profile=profile,
+        calib_samples=32,
     )
 
 

@@ -45,7 +45,9 @@ def test_emissions_csv_is_codecarbons_own_file(tracked):
 def test_every_phase_is_tracked_and_labelled(tracked):
     s = json.loads((tracked.run_dir / "sustainability.json").read_text())
     phases = {p["name"]: p for p in s["phases"]}
-    assert {"supernet_training", "candidate_evaluation", "profiling", "search_overhead", "export"} <= set(phases)
+    assert {"supernet_training", "candidate_evaluation", "profiling", "search_overhead", "export"} <= set(
+        phases
+    )
     for p in phases.values():
         assert p["energy_kwh"] > 0 and p["duration_s"] > 0
         assert p["method"] in ("measured-rapl", "measured-nvml", "estimated")
@@ -54,9 +56,15 @@ def test_every_phase_is_tracked_and_labelled(tracked):
     assert any("RAPL" in f or "TDP" in f or "CPU" in f for f in s["tracker"]["fallbacks"])
     total = sum(p["energy_kwh"] for p in phases.values())
     assert s["total"]["energy_kwh"] == pytest.approx(total)
-    by_phase = {r["task_name"]: r for r in csv.DictReader((tracked.run_dir / "emissions_by_phase.csv").open())}
-    assert float(by_phase["supernet_training"]["energy_consumed"]) == pytest.approx(phases["supernet_training"]["energy_kwh"])
-    assert s["training"]["energy_kwh_per_epoch"] == pytest.approx(phases["supernet_training"]["energy_kwh"] / 2)
+    by_phase = {
+        r["task_name"]: r for r in csv.DictReader((tracked.run_dir / "emissions_by_phase.csv").open())
+    }
+    assert float(by_phase["supernet_training"]["energy_consumed"]) == pytest.approx(
+        phases["supernet_training"]["energy_kwh"]
+    )
+    assert s["training"]["energy_kwh_per_epoch"] == pytest.approx(
+        phases["supernet_training"]["energy_kwh"] / 2
+    )
 
 
 def test_each_trial_records_the_energy_spent_on_it(tracked):
@@ -89,7 +97,9 @@ def test_a_time_budget_stops_training_cleanly_and_says_so(tmp_path):
 def test_an_energy_budget_stops_the_search_and_the_front_so_far_is_exported(tmp_path, monkeypatch):
     # Energy made countable: each finished evaluation costs 1 "kWh", so the budget falls between trials.
     monkeypatch.setattr(
-        SearchTracker, "energy_kwh", property(lambda self: float(self.totals.get("candidate_evaluation", PhaseTotals()).tasks))
+        SearchTracker,
+        "energy_kwh",
+        property(lambda self: float(self.totals.get("candidate_evaluation", PhaseTotals()).tasks)),
     )
     result = run(tmp_path, "e", **{"budget.max_energy_kwh": 4, "tracking.enabled": False})
     assert result.stopped_by == {"budget": "max_energy_kwh", "limit": 4.0, "value": 4.0}

@@ -35,8 +35,16 @@ def test_nsga2_reaches_the_known_front():
 
 
 def test_nsga2_is_deterministic_for_a_seed():
-    a = Study(space=SPACE, objectives=[Objective("f1"), Objective("f2")], strategy=NSGA2Strategy(population_size=8, seed=3))
-    b = Study(space=SPACE, objectives=[Objective("f1"), Objective("f2")], strategy=NSGA2Strategy(population_size=8, seed=3))
+    a = Study(
+        space=SPACE,
+        objectives=[Objective("f1"), Objective("f2")],
+        strategy=NSGA2Strategy(population_size=8, seed=3),
+    )
+    b = Study(
+        space=SPACE,
+        objectives=[Objective("f1"), Objective("f2")],
+        strategy=NSGA2Strategy(population_size=8, seed=3),
+    )
     a.optimize(zdt1, n_trials=40)
     b.optimize(zdt1, n_trials=40)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
@@ -58,12 +66,21 @@ def test_failed_members_do_not_stall_a_generation():
 def test_a_point_evaluated_in_an_earlier_generation_is_not_proposed_again():
     from search import Choice, NSGA2Strategy, Objective, Space, Study
 
-    space = Space({"a": Choice(list(range(6))), "b": Choice(list(range(6))), "c": Choice([0, 1])})  # 72 points
-    study = Study(space=space, objectives=[Objective("f1"), Objective("f2")],
-                  strategy=NSGA2Strategy(population_size=8, seed=0))
-    study.optimize(lambda t: {"f1": t.params["a"] + t.params["c"], "f2": (5 - t.params["a"]) * t.params["b"]},
-                   n_trials=60)
+    space = Space(
+        {"a": Choice(list(range(6))), "b": Choice(list(range(6))), "c": Choice([0, 1])}
+    )  # 72 points
+    study = Study(
+        space=space,
+        objectives=[Objective("f1"), Objective("f2")],
+        strategy=NSGA2Strategy(population_size=8, seed=0),
+    )
+    study.optimize(
+        lambda t: {"f1": t.params["a"] + t.params["c"], "f2": (5 - t.params["a"]) * t.params["b"]},
+        n_trials=60,
+    )
     keys = [tuple(t.params.values()) for t in study.trials]
     assert len(set(keys)) == len(keys) == 60  # the budget goes to new points only
-    study.optimize(lambda t: {"f1": 0.0, "f2": 0.0}, n_trials=40)  # more than the space holds: repeats, no hang
+    study.optimize(
+        lambda t: {"f1": 0.0, "f2": 0.0}, n_trials=40
+    )  # more than the space holds: repeats, no hang
     assert len({tuple(t.params.values()) for t in study.trials}) == 72

@@ -12,8 +12,8 @@ from search import (
     NSGA2Strategy,
     Objective,
     RandomStrategy,
-    SQLiteStorage,
     Space,
+    SQLiteStorage,
     StorageError,
     Study,
     TrialState,
@@ -34,7 +34,9 @@ def make_strategy(kind: str, seed: int = 3):
 
 
 def make_study(path, kind: str, seed: int = 3, space: Space = SPACE) -> Study:
-    return Study(space=space, objectives=OBJECTIVES, strategy=make_strategy(kind, seed), storage=SQLiteStorage(path))
+    return Study(
+        space=space, objectives=OBJECTIVES, strategy=make_strategy(kind, seed), storage=SQLiteStorage(path)
+    )
 
 
 def history(study: Study) -> list[tuple]:
@@ -105,7 +107,12 @@ def test_resume_with_other_objectives_or_strategy_is_refused(tmp_path):
     study.optimize(evaluate, n_trials=3)
     study.storage.close()
     with pytest.raises(StorageError, match="objectives changed"):
-        Study(space=SPACE, objectives=[Objective("f1")], strategy=RandomStrategy(seed=3), storage=SQLiteStorage(path))
+        Study(
+            space=SPACE,
+            objectives=[Objective("f1")],
+            strategy=RandomStrategy(seed=3),
+            storage=SQLiteStorage(path),
+        )
     with pytest.raises(StorageError, match="searched with 'random', not 'nsga2'"):
         make_study(path, "nsga2")
 
@@ -133,6 +140,6 @@ def test_a_study_file_edited_by_hand_is_reported(tmp_path):
     study.optimize(evaluate, n_trials=3)
     study.storage.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE trials SET params = '{\"a\": 99, \"b\": 0, \"c\": \"x\"}' WHERE number = 1")
+        conn.execute('UPDATE trials SET params = \'{"a": 99, "b": 0, "c": "x"}\' WHERE number = 1')
     with pytest.raises(StorageError, match="trial 1"):
         make_study(path, "random")

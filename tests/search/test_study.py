@@ -57,7 +57,9 @@ def test_failures_are_isolated_and_never_reach_the_strategy_as_nan():
 
 
 def test_constraints_put_feasible_points_first():
-    study = Study(space=SPACE, objectives=OBJ, strategy=RandomStrategy(seed=1), constraints=[Constraint.parse("a <= 5")])
+    study = Study(
+        space=SPACE, objectives=OBJ, strategy=RandomStrategy(seed=1), constraints=[Constraint.parse("a <= 5")]
+    )
     study.optimize(f, n_trials=40)
     front = study.best_trials
     assert front and all(t.metrics["a"] <= 5 for t in front)
@@ -142,8 +144,11 @@ def test_hypervolume_and_non_dominated():
 def test_the_front_is_made_of_full_fidelity_trials_once_there_are_any():
     from search import Choice, Objective, RandomStrategy, Space, Study
 
-    study = Study(space=Space({"x": Choice([1, 2, 3])}), objectives=[Objective("a"), Objective("b")],
-                  strategy=RandomStrategy(seed=0))
+    study = Study(
+        space=Space({"x": Choice([1, 2, 3])}),
+        objectives=[Objective("a"), Objective("b")],
+        strategy=RandomStrategy(seed=0),
+    )
     study.enqueue({"x": 1}, fidelity=0.25)
     cheap = study.ask()
     study.tell(cheap, {"a": 0.0, "b": 0.0})  # looks best, but only at a quarter of the budget
@@ -160,7 +165,8 @@ def test_a_grid_that_runs_out_ends_the_search_cleanly():
     from search import Choice, GridStrategy, Objective, Space, Study
 
     for executor in (None, cf.ThreadPoolExecutor(2)):
-        study = Study(space=Space({"x": Choice([1, 2, 3])}), objectives=[Objective("a")],
-                      strategy=GridStrategy(seed=0))
+        study = Study(
+            space=Space({"x": Choice([1, 2, 3])}), objectives=[Objective("a")], strategy=GridStrategy(seed=0)
+        )
         study.optimize(lambda t: {"a": t.params["x"]}, n_trials=10, executor=executor, n_parallel=2)
         assert sorted(t.params["x"] for t in study.trials) == [1, 2, 3]
