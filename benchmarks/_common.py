@@ -23,6 +23,7 @@ import yaml
 from torch.utils.data import TensorDataset
 
 from nas import DataSplits, SearchConfig, Supernet, SupernetSpec, load_config, load_dataset, train_supernet
+from nas._experiment import _loader_options
 from nas._train import _LATER_SETTINGS as LATER_TRAINING_SETTINGS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -159,7 +160,7 @@ def load_data(cfg: SearchConfig, train_fraction: float = 1.0) -> DataSplits:
     """
     if cfg.data.root is not None:
         raise SystemExit("the benchmarks use the built-in digits demo; a dataset root is not supported")
-    data = load_dataset(cfg.data.name, seed=cfg.seed, **cfg.data.options)
+    data = load_dataset(cfg.data.name, seed=cfg.seed, **_loader_options(cfg))
     if train_fraction < 1.0:
         x, y = data.train.tensors  # type: ignore[attr-defined]
         keep = max(1, round(train_fraction * len(y)))

@@ -273,8 +273,8 @@ def _recipe_hash(job: dict[str, Any]) -> str:
 def _recipe_key(job: dict[str, Any]) -> str:
     fields = ("dataset", "data_seed", "train_fraction", "epochs", "batch_size", "lr", "weight_decay", "seed")
     key = [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
-    augment = {f: job[f] for f in (*AUGMENT_FIELDS, "data_options") if job.get(f)}
-    return json.dumps(key + [augment] if augment else key)
+    optional = {f: job[f] for f in (*AUGMENT_FIELDS, "data_options") if job.get(f)}
+    return json.dumps(key + [optional] if optional else key)
 
 
 def run_standalone(jobs: list[dict[str, Any]], cache_path: Path, workers: int) -> list[dict[str, Any]]:
