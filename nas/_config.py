@@ -130,6 +130,9 @@ class SupernetConfig(_Section):
     """How the weight-sharing supernet is shaped and trained."""
 
     epochs: int = Field(default=20, ge=1)
+    #: independently seeded supernets (member k: seed + k), each trained ``epochs``; a candidate's error is
+    #: their mean, and its exported model is the member's subnet that scored best (see DESIGN.md)
+    members: int = Field(default=1, ge=1, le=16)
     batch_size: int = Field(default=128, ge=1)
     lr: float = Field(default=0.1, gt=0)
     weight_decay: float = Field(default=3e-5, ge=0)
@@ -234,6 +237,12 @@ class EvalConfig(_Section):
         description="SGD steps of fine-tuning per candidate at fidelity 1 (fidelity f: f x steps)",
     )
     finetune_lr: float = Field(default=0.01, gt=0)
+    export_finetune_steps: int = Field(
+        default=0,
+        ge=0,
+        description="SGD steps of fine-tuning each front model gets before it is exported (after the search; "
+        "its own validation and test errors are measured after them)",
+    )
     latency: Literal["auto", "measure", "predict"] = Field(
         default="auto",
         description="with a profile's lookup table: predict at low fidelity or away from the device (auto), "
@@ -387,7 +396,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 #: Settings that may change when a run is resumed; any other change would make it another search.
-RESUMABLE_CHANGES = ("search.trials", "threads", "budget", "tracking", "execution", "name", "out")
+RESUMABLE_CHANGES = (
+    "search.trials",
+    "threads",
+    "budget",
+    "tracking",
+    "execution",
+    "name",
+    "out",
+    "evaluation.export_finetune_steps",
+)
 
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> SearchConfig:

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cache
@@ -106,6 +106,7 @@ class EvaluatorRecipe:
     Attributes:
         spec: The supernet's spec as JSON-ready data (``SupernetSpec.to_dict()``).
         state_dict: The trained supernet's weights and buffers, on the CPU.
+        member_states: Those of the further members of an ensemble (``supernet.members``), if any.
         data: The dataset splits (batch-norm recalibration uses ``train``, scoring uses ``val``).
         profile: The hardware profile latency is measured with.
         calib_samples: Training images used to recalibrate batch norm.
@@ -130,6 +131,7 @@ class EvaluatorRecipe:
     exporter: str = "torchscript"
     #: further keyword arguments of :class:`CandidateEvaluator` (lookup table, latency mode, energy, fine-tuning)
     options: Mapping[str, Any] = field(default_factory=dict)
+    member_states: tuple[Mapping[str, torch.Tensor], ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -154,13 +156,13 @@ class EvaluatorRecipe:
     def __repr__(self) -> str:
         return (
             f"EvaluatorRecipe(dataset={self.data.name!r}, profile={self.profile.name!r}, "
-            f"tensors={len(self.state_dict)}, calib_samples={self.calib_samples}, exporter={self.exporter!r})"
+            f"tensors={len(self.state_dict)}, members={1 + len(self.member_states)}, calib_samples={self.calib_samples}, exporter={self.exporter!r})"
         )
 
     @classmethod
     def from_supernet(
         cls,
-        supernet: Supernet,
+        supernet: Supernet | Sequence[Supernet],
         *,
         data: DataSplits,
         profile: HardwareProfile,
@@ -168,11 +170,14 @@ class EvaluatorRecipe:
         exporter: str = "torchscript",
         options: Mapping[str, Any] | None = None,
     ) -> EvaluatorRecipe:
-        """The recipe of an evaluator of ``supernet`` (its weights are copied to the CPU)."""
-        state = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
+        """The recipe of an evaluator of ``supernet``, or of the members of an ensemble (weights copied to the
+        CPU)."""
+        members = (supernet,) if isinstance(supernet, Supernet) else tuple(supernet)
+        states = [{k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()} for m in members]
         return cls(
-            spec=supernet.spec.to_dict(),
-            state_dict=state,
+            spec=members[0].spec.to_dict(),
+            state_dict=states[0],
+            member_states=tuple(states[1:]),
             data=data,
             profile=profile,
             calib_samples=calib_samples,
@@ -184,7 +189,7 @@ class EvaluatorRecipe:
     def from_evaluator(cls, evaluator: CandidateEvaluator) -> EvaluatorRecipe:
         """The recipe of an evaluator like ``evaluator`` (same supernet, data, profile and settings)."""
         return cls.from_supernet(
-            evaluator.supernet,
+            evaluator.members,
             data=evaluator.data,
             profile=evaluator.profile,
             calib_samples=evaluator.calib_samples,
@@ -208,11 +213,13 @@ class EvaluatorRecipe:
         """
         lock = measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile)
         spec = SupernetSpec.from_dict(self.spec)
-        supernet = Supernet(spec, seed=0)
-        supernet.load_state_dict(dict(self.state_dict))
-        supernet.eval()
+        members = []
+        for state in (self.state_dict, *self.member_states):
+            supernet = Supernet(spec, seed=0)
+            supernet.load_state_dict(dict(state))
+            members.append(supernet.eval())
         return CandidateEvaluator(
-            supernet=supernet,
+            supernet=members,
             data=self.data,
             profile=self.profile,
             calib_samples=self.calib_samples,

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ import yaml
 from hardware_profiles import HardwareProfile, load_profile
 from nas._config import OBJECTIVE_UNITS, ConfigError, SearchConfig, make_strategy
 from nas._data import DataSplits, load_dataset
-from nas._evaluate import evaluate_error, finetune, recalibrate_bn
+from nas._evaluate import ImageDataset, evaluate_error, finetune, recalibrate_bn
 from nas._export import export_onnx, verify_onnx
 from nas._lut import predict_latency
 from nas._space import Arch, SupernetSpec, arch_key
@@ -73,6 +73,13 @@ class ModelRecord:
     onnx: str
     test_error: float | None
     max_abs_diff: float
+    #: the exported model's own top-1 error (%) on the whole validation split; ``metrics["error"]`` is the
+    #: search's estimate (the members' mean, or a share of the split at low fidelity)
+    validation_error: float | None = None
+    #: the ensemble member whose subnet was exported (0 without an ensemble)
+    member: int = 0
+    #: fine-tuning steps the model had before export (``evaluation.export_finetune_steps``)
+    finetune_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +88,9 @@ class ModelRecord:
             "metrics": dict(self.metrics),
             "onnx": self.onnx,
             "test_error": self.test_error,
+            "validation_error": self.validation_error,
+            "member": self.member,
+            "finetune_steps": self.finetune_steps,
             "max_abs_diff": self.max_abs_diff,
         }
 
@@ -109,12 +119,18 @@ class CandidateEvaluator:
     Fidelity ``f`` in (0, 1] scores on an evenly spaced ``f`` share of the validation split, after
     ``round(f x finetune_steps)`` steps of fine-tuning (none by default); with a lookup table and
     ``latency_mode="auto"``, latency is predicted below fidelity 1 and measured at fidelity 1.
+
+    Given several supernets (members of an ensemble, trained alike from different seeds), ``error`` is
+    the mean of the members' errors for the arch: one supernet's inherited error scatters about the
+    error the arch reaches when trained alone, and independent members' scatter partly cancels
+    (BENCHMARKS.md (b)). ``member`` then names the member whose subnet scored best and ``model_error``
+    gives that error: it is the subnet that is exported.
     """
 
     def __init__(
         self,
         *,
-        supernet: Supernet,
+        supernet: Supernet | Sequence[Supernet],
         data: DataSplits,
         profile: HardwareProfile,
         calib_samples: int = 512,
@@ -129,6 +145,7 @@ class CandidateEvaluator:
         energy: bool = False,
         finetune_steps: int = 0,
         finetune_lr: float = 0.01,
+        export_finetune_steps: int = 0,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {list(LATENCY_MODES)}, got {latency_mode!r}")
@@ -136,8 +153,16 @@ class CandidateEvaluator:
             raise ValueError(
                 f"latency_mode 'predict' needs a lookup table; profile {profile.name!r} has none"
             )
-        self.supernet = supernet
-        self.spec: SupernetSpec = supernet.spec
+        #: the supernets that score a candidate: one, or the members of an ensemble
+        self.members: tuple[Supernet, ...] = (
+            (supernet,) if isinstance(supernet, Supernet) else tuple(supernet)
+        )
+        if not self.members:
+            raise ValueError("at least one supernet is needed")
+        if any(m.spec != self.members[0].spec for m in self.members):
+            raise ValueError("the members of an ensemble must share one supernet spec")
+        self.supernet = self.members[0]
+        self.spec: SupernetSpec = self.supernet.spec
         self.data = data
         self.profile = profile
         self.calib_samples = calib_samples
@@ -163,6 +188,8 @@ class CandidateEvaluator:
         self.energy = energy
         self.finetune_steps = finetune_steps
         self.finetune_lr = finetune_lr
+        #: fine-tuning steps of a front model before export (:func:`export_model`), none while searching
+        self.export_finetune_steps = export_finetune_steps
         self._energy_profiler: EnergyProfiler | None = None
         #: How the last energy figure was obtained, for people (the meter, or the power model and its source).
         self.energy_detail: str | None = None
@@ -178,6 +205,7 @@ class CandidateEvaluator:
             "energy": self.energy,
             "finetune_steps": self.finetune_steps,
             "finetune_lr": self.finetune_lr,
+            "export_finetune_steps": self.export_finetune_steps,
         }
 
     def latency_method(self, fidelity: float) -> str:
@@ -191,23 +219,40 @@ class CandidateEvaluator:
             return "lut"
         return "measured"
 
-    def calibrated_subnet(self, arch: Arch, fidelity: float = 1.0) -> torch.nn.Module:
-        """The static subnet of ``arch`` with batch-norm statistics re-estimated on training data.
+    def calibrated_subnet(self, arch: Arch, fidelity: float = 1.0, *, member: int = 0) -> torch.nn.Module:
+        """The static subnet of ``arch`` (from supernet ``member``) with batch-norm statistics re-estimated on
+        training data.
 
         With ``finetune_steps``, it is then fine-tuned for ``round(fidelity x finetune_steps)`` steps (seeded
         by the arch, so the exported model is the one that was scored at fidelity 1).
         """
-        model = self.supernet.subnet(arch)
+        if not 0 <= member < len(self.members):
+            raise ValueError(f"member must be in [0, {len(self.members) - 1}], got {member}")
+        model = self.members[member].subnet(arch)
         recalibrate_bn(model, self.data.train, num_samples=self.calib_samples)
         steps = round(fidelity * self.finetune_steps)
         if steps:
-            seed = int(hashlib.sha256(arch_key(arch).encode()).hexdigest()[:8], 16)
             finetune(
                 model,
                 self.data.train,
                 steps=steps,
                 lr=self.finetune_lr,
-                seed=seed,
+                seed=_arch_seed(arch),
+                calib_samples=self.calib_samples,
+            )
+        return model.eval()
+
+    def export_subnet(self, arch: Arch, member: int = 0) -> torch.nn.Module:
+        """The model exported for ``arch``: :meth:`calibrated_subnet` of ``member``, then fine-tuned for
+        ``export_finetune_steps`` steps (seeded by the arch, so a re-export gives the same model)."""
+        model = self.calibrated_subnet(arch, member=member)
+        if self.export_finetune_steps:
+            finetune(
+                model,
+                self.data.train,
+                steps=self.export_finetune_steps,
+                lr=self.finetune_lr,
+                seed=_arch_seed(arch) + 1,
                 calib_samples=self.calib_samples,
             )
         return model.eval()
@@ -224,15 +269,25 @@ class CandidateEvaluator:
             return dict(self._scored[key])
         t0 = time.perf_counter()
         with self.phase("candidate_evaluation"), self.work_lock():
-            model = self.calibrated_subnet(arch, fidelity)
-            error = evaluate_error(model, self.data.val, fraction=fidelity)
+            models, errors = self.member_errors(arch, self.data.val, fidelity)
+        best = min(range(len(errors)), key=errors.__getitem__)
         t1 = time.perf_counter()
         with self.phase("profiling"):
-            measured = self.measure(arch, model, method=self.latency_method(fidelity))
-        metrics = {"error": float(error), **measured}
+            measured = self.measure(arch, models[best], method=self.latency_method(fidelity))
+        metrics = {"error": sum(errors) / len(errors), **measured}
+        if len(self.members) > 1:
+            metrics |= {"model_error": errors[best], "member": float(best)}
         self.seconds["accuracy"] += t1 - t0
         self._scored[key] = metrics
         return dict(metrics)
+
+    def member_errors(
+        self, arch: Arch, dataset: ImageDataset, fidelity: float = 1.0
+    ) -> tuple[list[torch.nn.Module], list[float]]:
+        """Each member's calibrated subnet of ``arch`` and its top-1 error (%) on ``dataset`` (an evenly
+        spaced ``fidelity`` share of it)."""
+        models = [self.calibrated_subnet(arch, fidelity, member=i) for i in range(len(self.members))]
+        return models, [float(evaluate_error(m, dataset, fraction=fidelity)) for m in models]
 
     def measure(self, arch: Arch, model: torch.nn.Module, *, method: str = "measured") -> dict[str, float]:
         """Latency and size of one arch, from the cache or by exporting it and timing it (``method``
@@ -502,48 +557,63 @@ class Experiment:
         phase["data"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        supernet = Supernet(spec, seed=cfg.seed, zero_init_residual=cfg.supernet.zero_init_residual)
-        self.reporter.start_training(cfg.supernet.epochs)
-
-        def on_epoch(epoch: int, total: int, loss: float, seconds: float) -> None:
-            self.reporter.epoch(epoch, total, loss, seconds)
-            tracker.write()
-            if epoch < total and tracker.check_budgets() is not None:
-                raise BudgetExceeded(tracker.stopped_by or {})
-
+        members_count = cfg.supernet.members
+        epochs = cfg.supernet.epochs
+        self.reporter.start_training(epochs * members_count, members=members_count)
+        members: list[Supernet] = []
         stopped_in_training = False
+        trained_epochs = 0
         with tracker.phase("supernet_training"):
-            try:
-                trained = train_supernet(
-                    supernet,
-                    data.train,
-                    **cfg.supernet.train_kwargs(),
-                    fill=data.black,
-                    seed=cfg.seed,
-                    checkpoint_path=self.run_dir / "supernet.pt",
-                    on_epoch=on_epoch,
+            # Members train one after another; member k is seeded ``seed + k`` (member 0 is the plain
+            # supernet, so one member trains exactly as without an ensemble).
+            for k in range(members_count):
+                supernet = Supernet(
+                    spec, seed=cfg.seed + k, zero_init_residual=cfg.supernet.zero_init_residual
                 )
-            except BudgetExceeded:
-                stopped_in_training = True
-        supernet.eval()
+                members.append(supernet)
+
+                def on_epoch(
+                    epoch: int, total: int, loss: float, seconds: float, done: int = k * epochs
+                ) -> None:
+                    self.reporter.epoch(done + epoch, total * members_count, loss, seconds)
+                    tracker.write()
+                    if done + epoch < total * members_count and tracker.check_budgets() is not None:
+                        raise BudgetExceeded(tracker.stopped_by or {})
+
+                path = member_checkpoint(self.run_dir, k)
+                try:
+                    trained = train_supernet(
+                        supernet,
+                        data.train,
+                        **cfg.supernet.train_kwargs(),
+                        fill=data.black,
+                        seed=cfg.seed + k,
+                        checkpoint_path=path,
+                        on_epoch=on_epoch,
+                    )
+                except BudgetExceeded:
+                    stopped_in_training = True
+                    trained_epochs += _checkpoint_epochs(path)
+                    break
+                trained_epochs += trained.epochs
+        for supernet in members:
+            supernet.eval()
         phase["supernet_training"] = time.perf_counter() - t
-        trained_epochs = (
-            _checkpoint_epochs(self.run_dir / "supernet.pt") if stopped_in_training else trained.epochs
-        )
         training = tracker.summary()["phases"]
         train_energy = next((p["energy_kwh"] for p in training if p["name"] == "supernet_training"), 0.0)
         tracker.extra["training"] = {
-            "epochs": cfg.supernet.epochs,
-            "completed_epochs": trained_epochs,
+            "epochs": epochs,
+            "members": members_count,
+            "completed_epochs": trained_epochs,  # summed over the members
             "energy_kwh": train_energy,
             "energy_kwh_per_epoch": train_energy / max(1, trained_epochs),
-            "macs_per_step_sample": _sandwich_macs(supernet, data.input_shape, cfg.supernet.num_random),
+            "macs_per_step_sample": _sandwich_macs(members[0], data.input_shape, cfg.supernet.num_random),
         }
 
         t = time.perf_counter()
         cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
         evaluator = CandidateEvaluator(
-            supernet=supernet,
+            supernet=members,
             data=data,
             profile=self.profile,
             calib_samples=cfg.evaluation.calib_samples,
@@ -556,6 +626,7 @@ class Experiment:
             energy=_wants(cfg, "energy_mj"),
             finetune_steps=cfg.evaluation.finetune_steps,
             finetune_lr=cfg.evaluation.finetune_lr,
+            export_finetune_steps=cfg.evaluation.export_finetune_steps,
         )
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
@@ -665,6 +736,11 @@ class Experiment:
             )
             for o in self.objectives
         ]
+
+
+def _arch_seed(arch: Arch) -> int:
+    """A seed that depends on the arch alone."""
+    return int(hashlib.sha256(arch_key(arch).encode()).hexdigest()[:8], 16)
 
 
 def _apportion_energy(
@@ -812,8 +888,20 @@ def export_model(
     *,
     path: Path | None = None,
 ) -> ModelRecord:
-    """Exports one trial's arch as a standalone ONNX model, checks it against PyTorch, scores it on test."""
-    model = evaluator.calibrated_subnet(arch)
+    """Exports one trial's arch as a standalone ONNX model, checks it against PyTorch, scores it on the
+    validation and test splits.
+
+    With an ensemble of supernets, the subnet of the member that scored best for this arch is exported;
+    with ``export_finetune_steps``, after that many steps of fine-tuning.
+    """
+    member = int(trial.metrics.get("member", 0))
+    if member >= len(evaluator.members):
+        raise RunError(
+            f"trial {trial.number} was scored best by supernet member {member}, and this run has "
+            f"{len(evaluator.members)} member(s)"
+        )
+    model = evaluator.export_subnet(arch, member=member)
+    validation_error = float(evaluate_error(model, evaluator.data.val))
     # A dataset given through the Python API may have no test split: the model then has no test error.
     test_error = None if evaluator.data.test is None else float(evaluate_error(model, evaluator.data.test))
     target = path if path is not None else run_dir / "models" / f"{trial.number}.onnx"
@@ -825,6 +913,9 @@ def export_model(
         "hwnas.trial": str(trial.number),
         "hwnas.metrics": json.dumps(metrics),
         "hwnas.test_error": json.dumps(test_error),
+        "hwnas.validation_error": json.dumps(validation_error),
+        "hwnas.member": str(member),
+        "hwnas.export_finetune_steps": str(evaluator.export_finetune_steps),
         "hwnas.supernet": json.dumps(evaluator.spec.to_dict()),
         "hwnas.dataset": data.name,
         "hwnas.input_shape": json.dumps(list(data.input_shape)),
@@ -841,6 +932,9 @@ def export_model(
         onnx=rel,
         test_error=test_error,
         max_abs_diff=float(check.max_abs_diff),
+        validation_error=validation_error,
+        member=member,
+        finetune_steps=evaluator.export_finetune_steps,
     )
 
 
@@ -907,7 +1001,7 @@ def _atomic_write(path: Path, text: str) -> None:
 class _SilentReporter:
     """Reports nothing; the command line passes a reporter with progress bars."""
 
-    def start_training(self, epochs: int) -> None:
+    def start_training(self, epochs: int, members: int = 1) -> None:
         pass
 
     def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
@@ -920,8 +1014,20 @@ class _SilentReporter:
         pass
 
 
+def member_checkpoint(run_dir: Path, member: int) -> Path:
+    """Where supernet ``member`` of a run is checkpointed: ``supernet.pt`` for the first (the only one
+    without an ensemble), ``supernet-<k>.pt`` for member k >= 1."""
+    return run_dir / ("supernet.pt" if member == 0 else f"supernet-{member}.pt")
+
+
 def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, Supernet]:
-    """The config, data and trained supernet of a run directory."""
+    """The config, data and trained supernet of a run directory (its first member, with an ensemble)."""
+    config, data, members = load_trained_members(run_dir)
+    return config, data, members[0]
+
+
+def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, tuple[Supernet, ...]]:
+    """The config, data and trained supernets of a run directory: one, or ``supernet.members`` of them."""
     from nas._config import ConfigError, load_config
 
     run = Path(run_dir)
@@ -931,26 +1037,32 @@ def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits
         config = load_config(run / "config.yaml")
     except ConfigError as e:
         raise RunError(f"{run}/config.yaml cannot be used: {e}") from None
-    ckpt_path = run / "supernet.pt"
-    if not ckpt_path.is_file():
-        raise RunError(
-            f"{run} has no supernet checkpoint (supernet.pt): its training never finished an epoch"
-        )
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
-    except Exception as e:  # noqa: BLE001 - a damaged file, whatever torch raises: say so in one line
-        raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
+    members = []
+    for k in range(config.supernet.members):
+        ckpt_path = member_checkpoint(run, k)
+        if not ckpt_path.is_file():
+            raise RunError(
+                f"{run} has no checkpoint of supernet member {k} ({ckpt_path.name}): its training never "
+                "finished an epoch"
+                if k
+                else f"{run} has no supernet checkpoint (supernet.pt): its training never finished an epoch"
+            )
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
+            supernet = Supernet(spec, seed=config.seed + k)
+            supernet.load_state_dict(ckpt["model"])
+        except Exception as e:  # noqa: BLE001 - a damaged file, whatever torch raises: say so in one line
+            raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
+        members.append(supernet.eval())
     data = load_dataset(config.data.name, root=_root(config), seed=config.seed, **_loader_options(config))
-    supernet = Supernet(spec, seed=config.seed)
-    supernet.load_state_dict(ckpt["model"])
-    return config, data, supernet.eval()
+    return config, data, tuple(members)
 
 
 def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = None) -> tuple[Path, float]:
     """Re-exports the model of one COMPLETE trial of a finished run; returns its path and max |ONNX - torch|."""
     run = Path(run_dir)
-    config, data, supernet = load_trained_supernet(run)
+    config, data, members = load_trained_members(run)
     storage = SQLiteStorage(run / "study.db")
     try:
         try:
@@ -967,15 +1079,16 @@ def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = Non
     finally:
         storage.close()
     evaluator = CandidateEvaluator(
-        supernet=supernet,
+        supernet=members,
         data=data,
         profile=load_profile(config.profile),
         calib_samples=config.evaluation.calib_samples,
         exporter=config.evaluation.exporter,
         finetune_steps=config.evaluation.finetune_steps,
         finetune_lr=config.evaluation.finetune_lr,
+        export_finetune_steps=config.evaluation.export_finetune_steps,
     )
-    arch = supernet.spec.arch_from_params(trial.params)
+    arch = evaluator.spec.arch_from_params(trial.params)
     target = Path(out) if out is not None else run / "models" / f"{trial_id}.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
     record = export_model(trial, arch, evaluator, run, names, path=target)

@@ -60,9 +60,14 @@ class ProgressReporter:
         if not self.live:
             self.console.print(text, highlight=False)
 
-    def start_training(self, epochs: int) -> None:
+    def start_training(self, epochs: int, members: int = 1) -> None:
         self._task = self._progress.add_task("supernet", total=epochs, info="")
-        self._log(f"training the supernet for {epochs} epochs (sandwich rule, in-place distillation)")
+        what = (
+            f"the supernet for {epochs} epochs"
+            if members == 1
+            else f"{members} supernets (an ensemble) one after another, {epochs // members} epochs each"
+        )
+        self._log(f"training {what} (sandwich rule, in-place distillation)")
 
     def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
         if self._task is not None:

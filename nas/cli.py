@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--population", type=_positive_int, metavar="N", help="NSGA-II population size")
     s.add_argument("--epochs", type=_positive_int, metavar="N", help="supernet training epochs")
     s.add_argument(
+        "--members",
+        type=_positive_int,
+        metavar="N",
+        help="train N supernets (seeds seed..seed+N-1) and rank candidates on their mean error (default 1)",
+    )
+    s.add_argument(
         "--objectives",
         metavar="A,B",
         help="comma-separated, of: error, latency_ms, energy_mj, peak_memory_mb, params, flops",
@@ -182,6 +188,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "strategy": "search.strategy",
         "population": "search.population",
         "epochs": "supernet.epochs",
+        "members": "supernet.members",
         "profile": "profile",
         "dataset": "data.name",
         "data_root": "data.root",

@@ -31,6 +31,7 @@ def cfg(tmp_path):
         (["search", "--trials", "0"], "must be at least 1"),
         (["search", "--trials", "many"], "expected a whole number"),
         (["search", "--seed", "-3"], "must be 0 or more"),
+        (["search", "--members", "0"], "must be at least 1"),
         (["search", "--bogus"], "unrecognized arguments: --bogus"),
         (["search", "--strategy", "annealing"], "valid: nsga2, random"),
         (["search", "--objectives", "error,speed"], "unknown objective 'speed'; valid: error, latency_ms"),
@@ -92,6 +93,7 @@ def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
             "supernet.shift must be smaller than the images (8 pixels for digits), got 8",
         ),
         ("supernet:\n  flip: sometimes\n", "supernet.flip"),
+        ("supernet:\n  members: 17\n", "supernet.members: Input should be less than or equal to 16"),
         ("supernet:\n  zero_init_residual: maybe\n", "supernet.zero_init_residual"),
         (
             "data:\n  name: digits-hard\n  options: {copys: 4}\n",
