@@ -10,7 +10,11 @@ nets (several ``--supernet-seed`` draws, or variants), and prints, on the held-o
   beside the stand-alone nets' own seed-to-seed scatter;
 - proxies that need no training at all (FLOPs, parameters), as a floor;
 - per pair of files: how well the two supernets' inherited errors agree with each other, and the tau of
-  their averaged errors against the stand-alone means (what an ensemble of the two would reach).
+  their averaged errors against the stand-alone means (what an ensemble of the two would reach);
+- with ``--ensembles K [K ...]``: every distinct supernet the files hold (a file written with
+  ``--supernet-members`` holds each member's errors) split into ensembles of K, as ``supernet.members: K``
+  ranks: the tau of every K-combination's mean error (mean, range, share at 0.8 or more), and of the
+  disjoint ensembles taken in seed order.
 
 Usage::
 
@@ -56,6 +60,14 @@ def scale_and_scatter(errors: np.ndarray, alone: np.ndarray) -> tuple[float, flo
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path, help="ranking_fidelity JSON files (two or more)")
+    p.add_argument(
+        "--ensembles",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also rank on the mean of every K distinct supernets in the files (e.g. 1 2 3)",
+    )
     args = p.parse_args()
     if len(args.files) < 2:
         p.error("give at least two files")
@@ -107,6 +119,51 @@ def main() -> None:
         f" (mean {np.mean(pair_mean):.3f}); all {len(inherited)} averaged: "
         f"{kendalltau(everything, alone).statistic:.3f}"
     )
+    if args.ensembles:
+        ensembles(runs, alone, args.ensembles)
+
+
+def single_supernets(runs: dict[str, dict[str, Any]]) -> dict[int, np.ndarray]:
+    """Held-out inherited errors of every distinct supernet in ``runs``, by supernet seed (a file written
+    with ``--supernet-members`` gives one entry per member)."""
+    singles: dict[int, np.ndarray] = {}
+    for data in runs.values():
+        held = data["held_out_renders"]
+        records = data.get("supernet_members") or [data["supernet"]]
+        errors = held.get("member_inherited_errors") or [held["inherited_errors"]]
+        for record, e in zip(records, errors, strict=True):
+            seed = record["settings"].get("supernet_seed", record["settings"]["seed"])
+            singles.setdefault(seed, np.array(e))
+    return singles
+
+
+def ensembles(runs: dict[str, dict[str, Any]], alone: np.ndarray, sizes: list[int]) -> None:
+    """Tau of the mean error of K supernets against the stand-alone means, for each K in ``sizes``."""
+    singles = single_supernets(runs)
+    seeds = sorted(singles)
+    print(f"\n{len(seeds)} distinct supernets (seeds {', '.join(map(str, seeds))})\n")
+    print(
+        "| K | K-combinations | tau mean | tau range | share >= 0.8 | disjoint ensembles in seed order: tau |"
+    )
+    print("|---|---|---|---|---|---|")
+    for k in sizes:
+        if not 1 <= k <= len(seeds):
+            raise SystemExit(f"--ensembles {k}: the files hold {len(seeds)} supernets")
+        taus = np.array(
+            [
+                kendalltau(np.mean([singles[s] for s in combo], axis=0), alone).statistic
+                for combo in itertools.combinations(seeds, k)
+            ]
+        )
+        disjoint = [
+            kendalltau(np.mean([singles[s] for s in seeds[i : i + k]], axis=0), alone).statistic
+            for i in range(0, len(seeds) - k + 1, k)
+        ]
+        print(
+            f"| {k} | {len(taus)} | {taus.mean():.3f} | {taus.min():.3f}-{taus.max():.3f} "
+            f"| {np.mean(taus >= 0.8 - 1e-9):.0%} | {', '.join(f'{t:.3f}' for t in disjoint)} "
+            f"(mean {np.mean(disjoint):.3f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -266,6 +266,30 @@ def held_out_renders(seed: int, renders: int, data: Any) -> TensorDataset:
     return TensorDataset(((images - data.mean[0]) / data.std[0]).float(), labels)
 
 
+def held_out_standalone(
+    jobs: list[dict[str, Any]], big: TensorDataset, cache_path: Path, input_shape: tuple[int, int, int]
+) -> list[float]:
+    """Each job's stand-alone net's error on the held-out renders ``big``, cached by the job's recipe and a
+    fingerprint of ``big`` (rescoring every net on every run costs minutes)."""
+    images, labels = big.tensors
+    fingerprint = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
+    cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    errors = []
+    for job in jobs:
+        key = f"{_recipe_hash(job)}-{fingerprint}"
+        if key not in cache:
+            error = evaluate_error(load_standalone(job, input_shape), big)
+            # Other runs may have added to the file meanwhile: merge, do not overwrite.
+            cache = {
+                **(json.loads(cache_path.read_text()) if cache_path.is_file() else {}),
+                **cache,
+                key: error,
+            }
+            common.write_json(cache_path, cache)
+        errors.append(cache[key])
+    return errors
+
+
 def _recipe_hash(job: dict[str, Any]) -> str:
     return hashlib.sha256(_recipe_key(job).encode()).hexdigest()[:16]
 
@@ -428,6 +452,21 @@ def main() -> None:
         "stand-alone nets keep the config's seed (default: the config's)",
     )
     p.add_argument(
+        "--supernet-members",
+        type=int,
+        default=1,
+        help="variant: rank on the mean error of this many supernets trained alike from seeds S, S+1, ... "
+        "(S: --supernet-seed, else the config's), as supernet.members does in a search (default 1)",
+    )
+    p.add_argument(
+        "--export-finetune-steps",
+        type=int,
+        default=0,
+        help="with --eval-renders: also fine-tune each subnet of the best-scoring member for this many steps, "
+        "as evaluation.export_finetune_steps does to a front model before export, and score it on the "
+        "held-out renders (default 0: not done)",
+    )
+    p.add_argument(
         "--eval-renders",
         type=int,
         default=0,
@@ -436,6 +475,10 @@ def main() -> None:
         "validation split (default 0: validation split only)",
     )
     args = p.parse_args()
+    if args.export_finetune_steps < 0 or (args.export_finetune_steps and not args.eval_renders):
+        p.error("--export-finetune-steps needs --eval-renders and a count >= 0")
+    if args.supernet_members < 1:
+        p.error(f"--supernet-members must be at least 1, got {args.supernet_members}")
     if args.eval_renders < 0 or (args.eval_renders and args.dataset != "digits-hard"):
         p.error(f"--eval-renders needs --dataset digits-hard and a count >= 1, got {args.eval_renders}")
     options = common.key_values(p, "--supernet-option", args.supernet_option, SUPERNET_OPTIONS)
@@ -469,6 +512,14 @@ def main() -> None:
     data, supernet, sn_record = common.trained_supernet(
         cfg, args.out, train_fraction=args.train_fraction, supernet_seed=args.supernet_seed
     )
+    members, member_records = [supernet], [sn_record]
+    first_seed = cfg.seed if args.supernet_seed is None else args.supernet_seed
+    for k in range(1, args.supernet_members):  # member k: seed S + k, as Experiment.run trains it
+        _, net, record = common.trained_supernet(
+            cfg, args.out, train_fraction=args.train_fraction, supernet_seed=first_seed + k
+        )
+        members.append(net)
+        member_records.append(record)
     spec = supernet.spec
     variant = "".join(
         [
@@ -482,18 +533,21 @@ def main() -> None:
             *(f"-sa{o.replace('=', '')}" for o in args.standalone_option),
             f"-ft{args.finetune_steps}" if args.finetune_steps else "",
             f"-sseed{args.supernet_seed}" if args.supernet_seed is not None else "",
+            f"-m{args.supernet_members}" if args.supernet_members > 1 else "",
+            f"-xft{args.export_finetune_steps}" if args.export_finetune_steps else "",
             f"-r{args.eval_renders}" if args.eval_renders else "",
         ]
     )
 
     archs = select_archs(spec, n_subnets, args.arch_seed)
     evaluator = CandidateEvaluator(
-        supernet=supernet,
+        supernet=members,
         data=data,
         profile=load_profile(cfg.profile),
         calib_samples=calib,
         finetune_steps=args.finetune_steps,
         finetune_lr=cfg.evaluation.finetune_lr,
+        export_finetune_steps=args.export_finetune_steps,
         exporter=cfg.evaluation.exporter,
         work_dir=args.out / "tmp",
     )
@@ -541,16 +595,29 @@ def main() -> None:
     if args.eval_renders:
         big = held_out_renders(cfg.seed, args.eval_renders, data)
         common.log(f"scoring every model on {len(big)} held-out renders")
-        big_inh = np.array([evaluate_error(evaluator.calibrated_subnet(a), big) for a in archs])
-        big_alone = np.array([evaluate_error(load_standalone(j, data.input_shape), big) for j in jobs])
+        by_member = np.array([evaluator.member_errors(a, big)[1] for a in archs])  # subnets x members
+        big_inh = by_member.mean(axis=1)
+        big_alone = np.array(
+            held_out_standalone(jobs, big, args.out / "cache" / "standalone_held_out.json", data.input_shape)
+        )
         big_per_seed = big_alone.reshape(len(archs), n_seeds)
         held_out = {
             **agreement(big_inh, big_per_seed),
             "images": len(big),
             "renders": args.eval_renders,
             "inherited_errors": big_inh.tolist(),
+            **({"member_inherited_errors": by_member.T.tolist()} if len(members) > 1 else {}),
             "standalone_errors": big_per_seed.tolist(),
         }
+        if args.export_finetune_steps:
+            common.log(f"fine-tuning each subnet for {args.export_finetune_steps} steps, as before an export")
+            best = [int(m.get("member", 0)) for m in inherited]
+            held_out["export_finetune_steps"] = args.export_finetune_steps
+            held_out["best_member_errors"] = [float(by_member[i, b]) for i, b in enumerate(best)]
+            held_out["exported_errors"] = [
+                evaluate_error(evaluator.export_subnet(a, member=b), big)
+                for a, b in zip(archs, best, strict=True)
+            ]
 
     rows = []
     subnets = []
@@ -584,6 +651,7 @@ def main() -> None:
         "quick": args.quick,
         "config": cfg.model_dump(mode="json"),
         "supernet": sn_record,
+        **({"supernet_members": member_records} if len(members) > 1 else {}),
         "standalone_recipe": {
             "optimizer": f"SGD, Nesterov momentum {MOMENTUM}, cosine to 0 per step",
             "epochs": standalone.epochs,
@@ -624,6 +692,13 @@ def main() -> None:
         *([f"stand-alone {o}" for o in args.standalone_option]),
         *([f"{args.finetune_steps} fine-tuning steps per subnet"] if args.finetune_steps else []),
         *([f"supernet seed {args.supernet_seed}"] if args.supernet_seed is not None else []),
+        *(
+            [
+                f"mean of {args.supernet_members} supernets (seeds {first_seed}-{first_seed + args.supernet_members - 1})"
+            ]
+            if args.supernet_members > 1
+            else []
+        ),
         *([f"held-out renders x{args.eval_renders}"] if args.eval_renders else []),
     ]
     print(f"## Ranking fidelity{' (' + ', '.join(described) + ')' if described else ''}\n")
@@ -703,6 +778,12 @@ def main() -> None:
                     for i in range(len(archs))
                 ],
             )
+        )
+    if held_out is not None and "exported_errors" in held_out:
+        print(
+            f"\nexported models ({args.export_finetune_steps} fine-tuning steps), held-out error: mean "
+            f"{np.mean(held_out['exported_errors']):.2f} % against {np.mean(held_out['best_member_errors']):.2f} % "
+            f"before fine-tuning and {np.mean(held_out['standalone_errors']):.2f} % trained alone"
         )
     print(
         f"\nrun time: {payload['seconds']['total']:.0f}s (inherited scoring {inherited_seconds:.0f}s, "
