@@ -767,7 +767,21 @@ def _section_models(doc: _Doc, run: _Run, *, level: int = 2) -> None:
     extra = [k for k in ("params", "flops") if k not in run.names]
     headers = ["id", *(_objective_header(o) for o in run.objectives)]
     headers += [{"params": "params", "flops": "FLOPs"}[k] for k in extra]
-    headers += ["test error (%)", "max |onnx − torch|", "ONNX"]
+    # The model's own validation error, where it differs from the ranked one (an ensemble's mean, or a
+    # model fine-tuned before export).
+    own = any(
+        _number(m.get("validation_error"))
+        and isinstance(m.get("metrics"), Mapping)
+        and _number(m["metrics"].get("error"))
+        and abs(m["validation_error"] - m["metrics"]["error"]) > 1e-9
+        for m in run.models
+    )
+    headers += [
+        *(["model's validation error (%)"] if own else []),
+        "test error (%)",
+        "max |onnx − torch|",
+        "ONNX",
+    ]
     rows, attrs = [], []
     for m in run.models:
         metrics = m.get("metrics") if isinstance(m.get("metrics"), Mapping) else {}
@@ -777,6 +791,8 @@ def _section_models(doc: _Doc, run: _Run, *, level: int = 2) -> None:
             for n in run.names
         ]
         row += [_count(metrics.get(k)) for k in extra]
+        if own:
+            row.append("n/a" if not _number(m.get("validation_error")) else _fmt(m.get("validation_error")))
         row += [
             "n/a" if m.get("test_error") is None else _fmt(m.get("test_error")),
             f"{m['max_abs_diff']:.1e}" if _number(m.get("max_abs_diff")) else "n/a",

@@ -266,10 +266,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     for number, error in result.failures:
         console.print(f"  [yellow]failed trial {number}[/]: {error}", highlight=False)
     console.print(f"Pareto front: {len(result.models)} models in {result.run_dir}/models")
+    # With an ensemble or fine-tuning before export, the model's own error differs from the ranked one.
+    own = config.supernet.members > 1 or config.evaluation.export_finetune_steps > 0
     for m in result.models:
         shown = "  ".join(f"{k}={v:.4g}" for k, v in list(m.metrics.items())[: len(config.search.objectives)])
+        model = f"model's val error {_pct(m.validation_error)}  " if own else ""
         console.print(
-            f"  id {m.id:>4}  {shown}  test error {_pct(m.test_error)}  |onnx-torch| {m.max_abs_diff:.1e}",
+            f"  id {m.id:>4}  {shown}  {model}test error {_pct(m.test_error)}  |onnx-torch| {m.max_abs_diff:.1e}",
             highlight=False,
         )
     console.print(f"results: {result.run_dir}/pareto.json, trials.csv, pareto.png, study.db", highlight=False)

@@ -134,6 +134,10 @@ def test_front_models_are_the_subnets_of_the_member_that_scored_best(ensemble_ru
         assert int(meta["hwnas.member"]) == m["member"]
         assert json.loads(meta["hwnas.validation_error"]) == pytest.approx(m["validation_error"])
         assert m["max_abs_diff"] < 1e-3
+    md = (run / "report.md").read_text()
+    assert "model's validation error (%)" in md  # the report shows both errors
+    for m in pareto["models"]:
+        assert f"{m['validation_error']:.4g}" in md
 
 
 def test_reexport_loads_every_member_and_names_a_missing_one(ensemble_run, tmp_path):

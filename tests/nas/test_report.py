@@ -243,6 +243,7 @@ def test_demo_markdown_holds_the_tables_and_links_existing_figures(
     links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     assert links and all((run / link).is_file() for link in links)
     assert "| choice |" in md  # grouped importance table
+    assert "validation error (%)" not in md  # one supernet, no fine-tuning: the ranked error is the model's
 
 
 # -- synthetic runs: sustainability, estimate, importance -------------------------------------------------

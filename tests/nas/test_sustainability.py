@@ -83,6 +83,10 @@ def test_each_trial_records_the_energy_spent_on_it(tracked):
 def test_the_report_is_written_at_the_end_of_a_search(tracked):
     html = (tracked.run_dir / "report.html").read_text()
     assert "supernet_training" in html and "estimated" in html
+    # One supernet, no fine-tuning before export: the ranked error is the model's own, shown once.
+    assert "validation error (%)" not in (tracked.run_dir / "report.md").read_text()
+    pareto = json.loads((tracked.run_dir / "pareto.json").read_text())
+    assert all(m["validation_error"] == m["metrics"]["error"] and m["member"] == 0 for m in pareto["models"])
 
 
 def test_a_time_budget_stops_training_cleanly_and_says_so(tmp_path):
