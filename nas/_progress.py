@@ -62,10 +62,11 @@ class ProgressReporter:
 
     def start_training(self, epochs: int, members: int = 1) -> None:
         self._task = self._progress.add_task("supernet", total=epochs, info="")
+        each = epochs // members
         what = (
-            f"the supernet for {epochs} epochs"
+            f"the supernet for {epochs} epoch{'s' if epochs != 1 else ''}"
             if members == 1
-            else f"{members} supernets (an ensemble) one after another, {epochs // members} epochs each"
+            else f"{members} supernets (an ensemble) one after another, {each} epoch{'s' if each != 1 else ''} each"
         )
         self._log(f"training {what} (sandwich rule, in-place distillation)")
 

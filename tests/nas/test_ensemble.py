@@ -187,3 +187,23 @@ def test_the_members_of_a_run_cannot_change_on_resume(ensemble_run):
 
     with pytest.raises(ConfigError, match=r"supernet.members: 2 -> 3"):
         resume_config(ensemble_run.run_dir, {"supernet.members": 3})
+
+
+@pytest.mark.parametrize(
+    "epochs, members, expected",
+    [
+        (1, 1, "training the supernet for 1 epoch (sandwich"),
+        (6, 3, "training 3 supernets (an ensemble) one after another, 2 epochs each"),
+    ],
+)
+def test_progress_names_the_members_and_counts_epochs_over_all_of_them(epochs, members, expected):
+    from rich.console import Console
+
+    from nas._progress import ProgressReporter
+
+    console = Console(record=True, force_terminal=False, width=200)
+    reporter = ProgressReporter(console, every=1)
+    reporter.start_training(epochs, members=members)
+    reporter.epoch(epochs, epochs, 0.5, 1.0)
+    text = console.export_text()
+    assert expected in text and f"epoch {epochs}/{epochs}" in text
