@@ -1020,12 +1020,6 @@ def member_checkpoint(run_dir: Path, member: int) -> Path:
     return run_dir / ("supernet.pt" if member == 0 else f"supernet-{member}.pt")
 
 
-def load_trained_supernet(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, Supernet]:
-    """The config, data and trained supernet of a run directory (its first member, with an ensemble)."""
-    config, data, members = load_trained_members(run_dir)
-    return config, data, members[0]
-
-
 def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, tuple[Supernet, ...]]:
     """The config, data and trained supernets of a run directory: one, or ``supernet.members`` of them."""
     from nas._config import ConfigError, load_config
