@@ -56,10 +56,7 @@ import multiprocessing
 import re
 import sys
 import time
-import traceback
-import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +65,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 import tabular
+from _driving import (
+    Problem,
+    cell,
+    drive,
+    quartiles,
+    reference_for,
+    summarise_run,
+)
 
 import search
 from search import (
     Choice,
     Float,
-    Integer,
-    Objective,
     Space,
-    StrategyExhausted,
-    Study,
     hypervolume,
     non_dominated_mask,
 )
@@ -91,41 +92,10 @@ OPTUNA = ("optuna-nsga2", "optuna-tpe", "optuna-random")
 DEFAULT_PROBLEMS = ("tabular", "zdt1", "zdt2", "dtlz2")
 ALL_PROBLEMS = (*DEFAULT_PROBLEMS, "zdt1-float")
 GRID_VALUES = tuple(i / 20 for i in range(21))
-REFERENCE_MARGIN = 0.1  # reference point: nadir of the true front + 10 % of its range
 GP = "bayes"
 
 
 # -- problems ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A benchmark problem with a known true front.
-
-    Attributes:
-        name: short name.
-        description: one line for the report.
-        space: what the strategies search.
-        objectives: objective names, all minimised.
-        evaluate: params -> objective values.
-        key: params -> a hashable identity of the point (the canonical arch for the tabular problem), to
-            count distinct evaluations.
-        front: the true front (``k x m``).
-        front_note: how the true front was obtained.
-        reference: the hypervolume reference point.
-        true_hv: hypervolume of the true front.
-    """
-
-    name: str
-    description: str
-    space: Space
-    objectives: tuple[str, ...]
-    evaluate: Callable[[Mapping[str, Any]], tuple[float, ...]]
-    key: Callable[[Mapping[str, Any]], Hashable]
-    front: np.ndarray
-    front_note: str
-    reference: tuple[float, ...]
-    true_hv: float
 
 
 def zdt_values(which: int, x: np.ndarray) -> tuple[float, float]:
@@ -185,11 +155,6 @@ def check_grid_fronts() -> None:
                 f"{name}: the constructed grid front ({len(built)} points) differs from brute force "
                 f"({len(brute)} points)"
             )
-
-
-def reference_for(front: np.ndarray) -> tuple[float, ...]:
-    lo, hi = front.min(axis=0), front.max(axis=0)
-    return tuple(float(v) for v in hi + REFERENCE_MARGIN * (hi - lo))
 
 
 def _grid_problem(
@@ -290,178 +255,6 @@ def make_problem(name: str, table: Path | None = None) -> Problem:
     raise ValueError(f"unknown problem {name!r}; valid: {', '.join(ALL_PROBLEMS)}")
 
 
-# -- Optuna ---------------------------------------------------------------------------------------------
-
-
-def optuna_space(space: Space) -> dict[str, tuple[Any, Callable[[Any], Any]]]:
-    """Our space as Optuna distributions, each with a decoder of Optuna's value back to ours.
-
-    A ``Choice`` of increasing numbers is given as the integer index of its value (ordinal, the encoding
-    our strategies use too); any other ``Choice`` as a categorical distribution.
-    """
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out: dict[str, tuple[Any, Callable[[Any], Any]]] = {}
-    for name, p in space.items():
-        if isinstance(p, Choice):
-            vals = p.values
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
-            if numeric and all(a < b for a, b in itertools.pairwise(vals)) and len(vals) > 1:
-                out[name] = (IntDistribution(0, len(vals) - 1), lambda i, vals=vals: vals[int(i)])
-            else:
-                out[name] = (CategoricalDistribution(list(vals)), lambda v: v)
-        elif isinstance(p, Integer):
-            out[name] = (IntDistribution(p.low, p.high, step=p.step), int)
-        elif isinstance(p, Float):
-            out[name] = (FloatDistribution(p.low, p.high, log=p.log), float)
-        else:
-            raise TypeError(f"no Optuna distribution for {type(p).__name__}")
-    return out
-
-
-def optuna_sampler(name: str, seed: int) -> Any:
-    import optuna
-
-    if name == "optuna-nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "optuna-tpe":
-        return optuna.samplers.TPESampler(multivariate=True, seed=seed)
-    if name == "optuna-random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown Optuna sampler {name!r}")
-
-
-# -- one run --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Trace:
-    """What one run leaves: the values of every evaluation and the time of every step."""
-
-    F: list[tuple[float, ...]]
-    keys: list[Hashable]
-    overhead_s: list[float]  # ask + tell of each trial
-    objective_s: list[float]
-    wall_s: float
-    status: str
-    low_fidelity: int = 0
-
-
-def drive(problem: Problem, strategy: str, seed: int, n_trials: int) -> Trace:
-    """Runs ``strategy`` (a key of ``search.STRATEGIES`` or of ``OPTUNA``) for ``n_trials`` evaluations."""
-    F: list[tuple[float, ...]] = []
-    keys: list[Hashable] = []
-    overhead: list[float] = []
-    objective: list[float] = []
-    status = "ok"
-    low = 0
-    t_start = time.perf_counter()
-    if strategy in OPTUNA:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        dists = optuna_space(problem.space)
-        fixed = {n: d for n, (d, _) in dists.items()}
-        ostudy = optuna.create_study(
-            directions=["minimize"] * len(problem.objectives), sampler=optuna_sampler(strategy, seed)
-        )
-        try:
-            for _ in range(n_trials):
-                t0 = time.perf_counter()
-                trial = ostudy.ask(fixed)
-                params = {n: dec(trial.params[n]) for n, (_, dec) in dists.items()}
-                t1 = time.perf_counter()
-                values = problem.evaluate(params)
-                t2 = time.perf_counter()
-                ostudy.tell(trial, list(values))
-                t3 = time.perf_counter()
-                F.append(values)
-                keys.append(problem.key(params))
-                overhead.append((t1 - t0) + (t3 - t2))
-                objective.append(t2 - t1)
-        except Exception as e:  # noqa: BLE001 - reported, never fatal to the benchmark
-            status = f"error after {len(F)} evaluations: {_describe(e)}"
-    else:
-        cls = search.STRATEGIES[strategy]
-        try:
-            study = Study(
-                space=problem.space,
-                objectives=[Objective(n, "minimize") for n in problem.objectives],
-                strategy=cls(seed=seed),  # type: ignore[call-arg]
-            )
-        except ValueError as e:
-            return Trace([], [], [], [], time.perf_counter() - t_start, f"refused: {e}")
-        try:
-            for _ in range(n_trials):
-                t0 = time.perf_counter()
-                trial = study.ask()
-                t1 = time.perf_counter()
-                if trial is None:
-                    status = f"proposed nothing with no trial pending, after {len(F)} evaluations"
-                    break
-                if trial.fidelity < 1.0:
-                    low += 1  # evaluated at full fidelity all the same, and counted as one evaluation
-                values = problem.evaluate(trial.params)
-                t2 = time.perf_counter()
-                study.tell(trial, dict(zip(problem.objectives, values)))
-                t3 = time.perf_counter()
-                F.append(values)
-                keys.append(problem.key(trial.params))
-                overhead.append((t1 - t0) + (t3 - t2))
-                objective.append(t2 - t1)
-        except StrategyExhausted as e:
-            status = f"exhausted after {len(F)} evaluations: {e}"
-        except Exception as e:  # noqa: BLE001 - reported, never fatal to the benchmark
-            status = f"error after {len(F)} evaluations: {_describe(e)}"
-    return Trace(F, keys, overhead, objective, time.perf_counter() - t_start, status, low)
-
-
-def _describe(e: BaseException) -> str:
-    tb = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
-    where = f" (at {Path(tb[0].filename).name}:{tb[0].lineno})" if tb else ""
-    return f"{type(e).__name__}: {e}{where}"
-
-
-def front_hv(F: np.ndarray, reference: Sequence[float]) -> float:
-    if len(F) == 0:
-        return 0.0
-    return hypervolume(F[non_dominated_mask(F)], reference)
-
-
-def summarise_run(
-    problem: Problem, strategy: str, seed: int, trace: Trace, budgets: Sequence[int]
-) -> dict[str, Any]:
-    F = np.array(trace.F, dtype=float).reshape(-1, len(problem.objectives))
-    hv, regret, distinct, mean_ms, window_ms = {}, {}, {}, {}, {}
-    for b in budgets:
-        k = min(b, len(F))
-        h = front_hv(F[:k], problem.reference)
-        hv[str(b)] = h
-        regret[str(b)] = 1.0 - h / problem.true_hv
-        distinct[str(b)] = len(set(trace.keys[:k]))
-        if k:
-            mean_ms[str(b)] = 1e3 * float(np.mean(trace.overhead_s[:k]))
-            lo = max(0, k - max(1, k // 10))
-            window_ms[str(b)] = 1e3 * float(np.mean(trace.overhead_s[lo:k]))
-    return {
-        "problem": problem.name,
-        "strategy": strategy,
-        "seed": seed,
-        "status": trace.status,
-        "evaluations": len(F),
-        "low_fidelity_proposals": trace.low_fidelity,
-        "hv": hv,
-        "regret": regret,
-        "distinct": distinct,
-        "overhead_mean_ms": mean_ms,  # mean ask+tell over the first b trials
-        "overhead_last10pct_ms": window_ms,  # mean ask+tell over trials (0.9 b, b]
-        "overhead_max_ms": 1e3 * max(trace.overhead_s, default=0.0),
-        "objective_s": float(sum(trace.objective_s)),
-        "wall_s": trace.wall_s,
-    }
-
-
 # The problems, built before the worker processes fork so that they inherit them.
 _PROBLEMS: dict[str, Problem] = {}
 
@@ -507,17 +300,6 @@ def measure_overhead(
 
 
 # -- report ---------------------------------------------------------------------------------------------
-
-
-def quartiles(values: Sequence[float]) -> dict[str, float]:
-    q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return {"median": float(med), "q1": float(q1), "q3": float(q3), "n": len(values)}
-
-
-def cell(q: Mapping[str, float] | None, fmt: str = ".3g") -> str:
-    if q is None:
-        return "n/a"
-    return f"{q['median']:{fmt}} [{q['q1']:{fmt}}, {q['q3']:{fmt}}]"
 
 
 def main() -> None:
