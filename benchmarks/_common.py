@@ -23,8 +23,8 @@ import yaml
 from torch.utils.data import TensorDataset
 
 from nas import DataSplits, SearchConfig, Supernet, SupernetSpec, load_config, load_dataset, train_supernet
-from nas._experiment import _loader_options
-from nas._train import _LATER_SETTINGS as LATER_TRAINING_SETTINGS
+from nas.run._config import loader_options as _loader_options
+from nas.training._train import _LATER_SETTINGS as LATER_TRAINING_SETTINGS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 

@@ -37,7 +37,7 @@ import _common as common
 
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, arch_key
-from nas._config import OBJECTIVE_UNITS
+from nas.run._config import OBJECTIVE_UNITS
 from profilers import MeasurementCache
 from search import NSGA2Strategy, Objective, RandomStrategy, Study, Trial, hypervolume, non_dominated_mask
 

@@ -33,7 +33,7 @@ import _common as common
 
 from hardware_profiles import load_profile
 from nas import Supernet, export_onnx
-from nas._lut import measure_table, predict_latency
+from nas.run._lut import measure_table, predict_latency
 from profilers import OnnxRuntimeLatency
 
 NAME = "latency_predictor"

@@ -55,7 +55,7 @@ from nas import (
     evaluate_error,
     load_digits_hard,
 )
-from nas._config import DATASET_OPTIONS
+from nas.run._config import DATASET_OPTIONS
 
 NAME = "ranking_fidelity"
 #: Supernet training settings ``--supernet-option`` may change.

@@ -39,7 +39,7 @@ import _common as common
 from ranking_draws import scale_and_scatter
 from ranking_fidelity import held_out_renders
 
-import nas._train
+import nas.training._train
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Supernet, SupernetSpec, evaluate_error, train_supernet
 
@@ -62,7 +62,7 @@ class WidthSplit(nn.Module):
 
 
 def smoothed_largest_loss(smoothing: float) -> types.SimpleNamespace:
-    """``torch.nn.functional`` as ``nas._train`` sees it, with cross-entropy (the largest arch's loss, the
+    """``torch.nn.functional`` as ``nas.training._train`` sees it, with cross-entropy (the largest arch's loss, the
     only one it computes with that function) smoothed."""
     functions = {k: getattr(F, k) for k in dir(F) if not k.startswith("__")}
     functions["cross_entropy"] = lambda logits, y: F.cross_entropy(logits, y, label_smoothing=smoothing)
@@ -128,12 +128,12 @@ def main() -> None:
         }
         model = WidthSplit(spec, members)
     else:
-        plain_functional = nas._train.F
-        nas._train.F = smoothed_largest_loss(args.smoothing)  # type: ignore[assignment]
+        plain_functional = nas.training._train.F
+        nas.training._train.F = smoothed_largest_loss(args.smoothing)  # type: ignore[assignment]
         try:
             model = trained(spec, tag)
         finally:
-            nas._train.F = plain_functional
+            nas.training._train.F = plain_functional
     training_seconds = time.perf_counter() - t0
 
     archs = [s["arch"] for s in ref["subnets"]]

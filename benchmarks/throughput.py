@@ -5,7 +5,7 @@ whatever the weights) and data, scored by the real evaluator (batch-norm recalib
 ONNX export, latency on the demo's hardware profile) through ``search.Study.optimize``, for the same
 ``--candidates`` distinct random archs (seed ``--arch-seed``) in each mode: in this process (no executor),
 then on a local Dask cluster of 1 and of 2 worker processes (one thread each), as
-``nas._distributed.executor_for`` starts it. Each mode starts with empty caches. Every process pays once
+``nas.run._distributed.executor_for`` starts it. Each mode starts with empty caches. Every process pays once
 for its first convolutions and exports, so each mode first scores 2 other archs per evaluation slot
 (untimed apart from their total). Reported: seconds to start the cluster and send the evaluator to its
 workers, seconds of the warm-up, seconds for the timed trials, trials per second, the speed-up over this
@@ -51,8 +51,8 @@ import _common as common
 
 from hardware_profiles import load_profile
 from nas import Supernet, SupernetSpec, arch_key
-from nas._distributed import EvaluatorRecipe, executor_for
-from nas._lut import measure_table
+from nas.run._distributed import EvaluatorRecipe, executor_for
+from nas.run._lut import measure_table
 from search import (
     Choice,
     InMemoryStorage,

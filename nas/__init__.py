@@ -6,8 +6,7 @@ Example:
     True
 """
 
-from nas._config import ConfigError, SearchConfig, load_config
-from nas._data import (
+from nas.data._loaders import (
     AVAILABLE_DATASETS,
     DatasetError,
     DataSplits,
@@ -17,17 +16,44 @@ from nas._data import (
     load_digits,
     load_digits_hard,
 )
-from nas._distributed import ClusterError, EvaluationPool, EvaluatorRecipe, MeasureLock, executor_for
-from nas._evaluate import evaluate_error, evaluate_subnet, recalibrate_bn
-from nas._experiment import CandidateEvaluator, Experiment, ModelRecord, RunError, SearchResult, reexport
-from nas._export import export_onnx, read_metadata, verify_onnx
-from nas._importance import group_importance, param_importance
-from nas._lut import arch_parts, measure_table, predict_latency
-from nas._report import ReportError, ReportFiles, write_report
-from nas._space import Arch, SupernetSpec, arch_key, make_divisible
-from nas._supernet import Subnet, Supernet
-from nas._sustainability import Budgets, SearchTracker
-from nas._train import TrainResult, augment_batch, train_supernet
+from nas.report._importance import group_importance, param_importance
+from nas.report._report import ReportError, ReportFiles, write_report
+from nas._errors import RunError
+from nas.data import (
+    AVAILABLE_DATASETS,
+    DatasetError,
+    DataSplits,
+    from_datasets,
+    load_cifar10,
+    load_dataset,
+    load_digits,
+    load_digits_hard,
+)
+from nas.report import ReportError, ReportFiles, group_importance, param_importance, write_report
+from nas.run import (
+    CandidateEvaluator,
+    ClusterError,
+    ConfigError,
+    EvaluationPool,
+    EvaluatorRecipe,
+    Experiment,
+    MeasureLock,
+    ModelRecord,
+    SearchConfig,
+    SearchResult,
+    arch_parts,
+    executor_for,
+    export_onnx,
+    load_config,
+    measure_table,
+    predict_latency,
+    read_metadata,
+    reexport,
+    verify_onnx,
+)
+from nas.spaces import Arch, Subnet, Supernet, SupernetSpec, arch_key, make_divisible
+from nas.sustainability import Budgets, SearchTracker
+from nas.training import TrainResult, augment_batch, evaluate_error, evaluate_subnet, recalibrate_bn, train_supernet
 
 __all__ = [
     "AVAILABLE_DATASETS",

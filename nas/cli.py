@@ -57,7 +57,7 @@ def _positive_float(text: str) -> float:
 
 
 def _duration(text: str) -> float:
-    from nas._config import parse_duration
+    from nas.run._config import parse_duration
 
     try:
         value = parse_duration(text)
@@ -226,9 +226,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nas._config import load_config, resume_config
-    from nas._experiment import Experiment
-    from nas._progress import ProgressReporter
+    from nas.run._config import load_config, resume_config
+    from nas.run._experiment import Experiment
+    from nas.run._progress import ProgressReporter
 
     if args.workers and args.scheduler:
         raise UsageError(
@@ -290,7 +290,7 @@ def _pct(value: float | None) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from nas._experiment import reexport
+    from nas.run._front import reexport
 
     path, diff = reexport(args.run, args.id, out=args.out)
     print(f"exported trial {args.id} to {path} (max |onnx - torch| = {diff:.2e})")
@@ -306,7 +306,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from nas._report import write_report
+    from nas.report._report import write_report
 
     files = write_report(args.runs, out_dir=args.out)
     print(f"report: {files.html} and {files.md}")
@@ -320,10 +320,10 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     import yaml
 
     from hardware_profiles import load_profile
-    from nas._config import load_config
-    from nas._data import dataset_shape
-    from nas._lut import measure_table
-    from nas._space import SupernetSpec
+    from nas.data._loaders import dataset_shape
+    from nas.run._config import load_config
+    from nas.run._lut import measure_table
+    from nas.spaces._mobilenet import SupernetSpec
 
     overrides = {
         k: v for k, v in (("data.name", args.dataset), ("data.root", args.data_root)) if v is not None
@@ -387,10 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return USAGE_ERROR
     from hardware_profiles import ProfileError
-    from nas._config import ConfigError
-    from nas._data import DatasetError
-    from nas._distributed import ClusterError
-    from nas._experiment import RunError
+    from nas.data._loaders import DatasetError
+    from nas.run._config import ConfigError
+    from nas.run._distributed import ClusterError
+    from nas._errors import RunError
     from profilers import LutError
     from search import StorageError
 

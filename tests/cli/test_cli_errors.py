@@ -163,7 +163,7 @@ def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_p
 
 @pytest.mark.parametrize("command", ["search", "profile-device"])
 def test_help_names_every_objective_and_dataset(command, capsys):
-    from nas._config import DATASET_NAMES, OBJECTIVE_UNITS
+    from nas.run._config import DATASET_NAMES, OBJECTIVE_UNITS
 
     code, out, _ = run([command, "--help"], capsys)
     assert code == 0

@@ -1,4 +1,4 @@
-"""Tests of nas._data: the digits and CIFAR-10 loaders, custom datasets and the name dispatch."""
+"""Tests of nas.data._loaders: the digits and CIFAR-10 loaders, custom datasets and the name dispatch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from nas._data import (
+from nas.data._loaders import (
     AVAILABLE_DATASETS,
     DatasetError,
     DataSplits,
@@ -445,7 +445,7 @@ def test_dataset_error_is_a_value_error() -> None:
 
 def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
     from nas import load_config
-    from nas._data import dataset_shape
+    from nas.data._loaders import dataset_shape
 
     assert dataset_shape("digits-hard") == (1, 10, 10)
     assert load_config(None, {"data.name": "digits-hard"}).data.name == "digits-hard"
@@ -454,8 +454,8 @@ def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
 def test_config_dataset_options_are_exactly_the_loaders() -> None:
     import inspect
 
-    from nas._config import DATASET_NAMES, DATASET_OPTIONS
-    from nas._data import _LOADERS
+    from nas.run._config import DATASET_NAMES, DATASET_OPTIONS
+    from nas.data._loaders import _LOADERS
 
     assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS)
     for name, options in DATASET_OPTIONS.items():
@@ -465,7 +465,7 @@ def test_config_dataset_options_are_exactly_the_loaders() -> None:
 
 def test_data_options_reach_the_loader_a_search_uses() -> None:
     from nas import load_config
-    from nas._experiment import _loader_options
+    from nas.run._config import loader_options as _loader_options
 
     cfg = load_config(None, {"data.name": "digits-hard", "data.options": {"copies": 1, "noise": 0.0}})
     data = load_dataset(cfg.data.name, seed=cfg.seed, **_loader_options(cfg))

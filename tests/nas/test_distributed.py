@@ -1,4 +1,4 @@
-"""Tests of nas._distributed: candidate evaluation on a real local Dask cluster (2 processes, 1 thread each).
+"""Tests of nas.run._distributed: candidate evaluation on a real local Dask cluster (2 processes, 1 thread each).
 
 One cluster serves the whole module. Objectives defined here reach the workers by reference to this module:
 Dask spawns its workers with this process's ``sys.path``, where pytest put this folder.
@@ -25,10 +25,10 @@ import torch
 
 pytest.importorskip("distributed")
 
-import nas._distributed
+import nas.run._distributed
 from hardware_profiles import load_profile
 from nas import Supernet, SupernetSpec, load_dataset
-from nas._distributed import (
+from nas.run._distributed import (
     ClusterError,
     EvaluatorRecipe,
     MeasureLock,
@@ -188,7 +188,7 @@ def test_measure_lock_names_host_and_device_and_maps_visible_gpus(monkeypatch):
 
 
 def test_the_module_imports_dask_only_inside_functions():
-    tree = ast.parse(Path(nas._distributed.__file__).read_text())
+    tree = ast.parse(Path(nas.run._distributed.__file__).read_text())
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     guarded = [n for n in tree.body if isinstance(n, ast.If)]  # `if TYPE_CHECKING:` blocks
     names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}

@@ -13,9 +13,9 @@ import torch
 
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Experiment, RunError, Supernet, SupernetSpec, load_config, load_dataset
-from nas._distributed import EvaluatorRecipe
-from nas._experiment import reexport
-from nas._train import train_supernet
+from nas.run._distributed import EvaluatorRecipe
+from nas.run._front import reexport
+from nas.training._train import train_supernet
 from profilers import MeasurementCache
 
 TINY = {
@@ -183,7 +183,7 @@ def _csv(path):
 
 
 def test_the_members_of_a_run_cannot_change_on_resume(ensemble_run):
-    from nas._config import ConfigError, resume_config
+    from nas.run._config import ConfigError, resume_config
 
     with pytest.raises(ConfigError, match=r"supernet.members: 2 -> 3"):
         resume_config(ensemble_run.run_dir, {"supernet.members": 3})
@@ -199,7 +199,7 @@ def test_the_members_of_a_run_cannot_change_on_resume(ensemble_run):
 def test_progress_names_the_members_and_counts_epochs_over_all_of_them(epochs, members, expected):
     from rich.console import Console
 
-    from nas._progress import ProgressReporter
+    from nas.run._progress import ProgressReporter
 
     console = Console(record=True, force_terminal=False, width=200)
     reporter = ProgressReporter(console, every=1)

@@ -1,4 +1,4 @@
-"""Tests of nas._export: ONNX export, metadata, verification against PyTorch."""
+"""Tests of nas.run._export: ONNX export, metadata, verification against PyTorch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas._export import ARCH_METADATA_KEY, VerifyResult, export_onnx, read_metadata, verify_onnx
+from nas.run._export import ARCH_METADATA_KEY, VerifyResult, export_onnx, read_metadata, verify_onnx
 from profilers import OnnxRuntimeLatency, count_params_and_flops
 
 SHAPE = (1, 8, 8)

@@ -10,7 +10,7 @@ import torch
 
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Supernet, SupernetSpec, load_dataset
-from nas._experiment import export_model
+from nas.run._front import export_model
 from search import Trial, TrialState
 
 

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from hardware_profiles import load_profile
-from nas._lut import arch_parts, build_part, distinct_parts, measure_table, predict_latency
-from nas._space import SupernetSpec
-from nas._supernet import Supernet
+from nas.run._lut import arch_parts, build_part, distinct_parts, measure_table, predict_latency
+from nas.spaces._mobilenet import SupernetSpec
+from nas.spaces._mobilenet_net import Supernet
 from profilers._lut import LatencyTable, LutError, fit_linear
 
 TINY = dict(

@@ -1,4 +1,4 @@
-"""Tests of nas._report and nas._importance: the run report (HTML + Markdown) and choice importance."""
+"""Tests of nas.report._report and nas.report._importance: the run report (HTML + Markdown) and choice importance."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nas._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
-from nas._report import ReportError, ReportFiles, estimate_from_scratch, write_report
+from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
+from nas.report._report import ReportError, ReportFiles, estimate_from_scratch, write_report
 from search import (
     Choice,
     Float,

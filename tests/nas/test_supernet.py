@@ -1,4 +1,4 @@
-"""Tests of nas._ops and nas._supernet: dynamic layers, the supernet and its static subnets."""
+"""Tests of nas.spaces._ops and nas.spaces._mobilenet_net: dynamic layers, the supernet and its static subnets."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
-from nas._space import SupernetSpec
-from nas._supernet import InvertedResidual, Subnet, Supernet
+from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
+from nas.spaces._mobilenet import SupernetSpec
+from nas.spaces._mobilenet_net import InvertedResidual, Subnet, Supernet
 
 TINY = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from nas import Experiment, load_config
-from nas._sustainability import Budgets, PhaseTotals, SearchTracker, method_of
+from nas.sustainability._tracker import Budgets, PhaseTotals, SearchTracker, method_of
 
 TINY = {
     "seed": 0,

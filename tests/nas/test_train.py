@@ -1,4 +1,4 @@
-"""Tests of nas._train (sandwich-rule training, checkpoints) and nas._evaluate (BN recalibration, error)."""
+"""Tests of nas.training._train (sandwich-rule training, checkpoints) and nas.training._evaluate (BN recalibration, error)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from nas._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
-from nas._space import SupernetSpec
-from nas._supernet import Supernet
-from nas._train import TrainResult, _WeightAverage, augment_batch, train_supernet
+from nas.training._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
+from nas.spaces._mobilenet import SupernetSpec
+from nas.spaces._mobilenet_net import Supernet
+from nas.training._train import TrainResult, _WeightAverage, augment_batch, train_supernet
 
 SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
 

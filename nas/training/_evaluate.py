@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Dataset, TensorDataset
 
-from nas._supernet import Supernet
+from nas.spaces._mobilenet_net import Supernet
 
 __all__ = ["evaluate_error", "evaluate_subnet", "finetune", "recalibrate_bn"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,9 @@ __all__ = [
     "SearchSection",
     "SupernetConfig",
     "TrackingConfig",
+    "data_root",
     "load_config",
+    "loader_options",
     "make_strategy",
     "parse_duration",
     "resume_config",
@@ -443,3 +446,14 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def data_root(cfg: SearchConfig) -> str | None:
+    return os.path.expanduser(cfg.data.root) if cfg.data.root else None
+
+
+def loader_options(cfg: SearchConfig) -> dict[str, Any]:
+    """The loader's options a config sets: ``data.options``, and ``data.limit`` for cifar10."""
+    limit = {"limit": cfg.data.limit} if cfg.data.name == "cifar10" and cfg.data.limit else {}
+    return {**cfg.data.options, **limit}
+

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nas._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
-from nas._space import Arch, SupernetSpec
+from nas.spaces._mobilenet import Arch, SupernetSpec
+from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
 
 __all__ = ["InvertedResidual", "Subnet", "Supernet"]
 

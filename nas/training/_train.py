@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nas._supernet import Supernet
+from nas.spaces._mobilenet_net import Supernet
 
 __all__ = ["TrainResult", "augment_batch", "train_supernet"]
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nas._experiment import RunError
-from nas._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
-from nas._plots import (
+from nas._errors import RunError
+from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
+from nas.report._plots import (
     FrontSeries,
     HypervolumeCurve,
     energy_figure,
@@ -38,7 +38,7 @@ from nas._plots import (
     importance_figure,
     parallel_figure,
 )
-from nas._space import arch_key
+from nas.spaces._mobilenet import arch_key
 from search import (
     Objective,
     Space,
@@ -1090,7 +1090,7 @@ def write_report(run_dirs: Sequence[str | Path], *, out_dir: str | Path | None =
         >>> write_report(["no/such/run"])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        nas._report.ReportError: no/such/run does not exist; give a run directory written by 'hwnas search' ...
+        nas.report._report.ReportError: no/such/run does not exist; give a run directory written by 'hwnas search' ...
         >>> files = write_report(["runs/demo"])  # doctest: +SKIP
         >>> files.html.name, files.md.name  # doctest: +SKIP
         ('report.html', 'report.md')

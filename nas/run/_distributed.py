@@ -49,11 +49,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hardware_profiles import HardwareProfile
-from nas._data import DataSplits
-from nas._experiment import CandidateEvaluator
-from nas._export import EXPORTERS
-from nas._space import SupernetSpec
-from nas._supernet import Supernet
+from nas.data._loaders import DataSplits
+from nas.run._evaluator import CandidateEvaluator
+from nas.run._export import EXPORTERS
+from nas.spaces._mobilenet import SupernetSpec
+from nas.spaces._mobilenet_net import Supernet
 from search import Trial
 
 if TYPE_CHECKING:

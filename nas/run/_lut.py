@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from hardware_profiles import HardwareProfile
-from nas._export import export_onnx
-from nas._space import Arch, SupernetSpec
-from nas._supernet import Supernet
+from nas.run._export import export_onnx
+from nas.spaces._mobilenet import Arch, SupernetSpec
+from nas.spaces._mobilenet_net import Supernet
 from profilers import LatencyTable, OnnxRuntimeLatency
 
 __all__ = ["arch_parts", "distinct_parts", "measure_table", "predict_latency"]

@@ -1,0 +1,508 @@
+"""One search from config to Pareto front: data, supernet, search, front export, run directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from hardware_profiles import load_profile
+from nas._errors import RunError
+from nas.data._loaders import DataSplits, load_dataset
+from nas.run._config import (
+    OBJECTIVE_UNITS,
+    ConfigError,
+    SearchConfig,
+    data_root,
+    loader_options,
+    make_strategy,
+)
+from nas.run._evaluator import CandidateEvaluator, load_lut
+from nas.run._front import ModelRecord, export_front, member_checkpoint, write_outputs
+from nas.spaces._mobilenet import SupernetSpec
+from nas.spaces._mobilenet_net import Supernet
+from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
+from nas.training._train import train_supernet
+from profilers import (
+    MeasurementCache,
+)
+from search import (
+    Constraint,
+    Objective,
+    SQLiteStorage,
+    Strategy,
+    Study,
+    Trial,
+    TrialState,
+)
+
+__all__ = ["Experiment", "SearchResult", "count_macs"]
+
+
+#: Default hypervolume reference of the error objective (%): any model better than chance-free guessing counts.
+ERROR_REFERENCE = 100.0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a finished search leaves behind."""
+
+    run_dir: Path
+    models: tuple[ModelRecord, ...]
+    n_trials: int
+    n_failed: int
+    hypervolume: float
+    phase_seconds: Mapping[str, float] = field(default_factory=dict)
+    stopped_by: Mapping[str, Any] | None = None
+    failures: tuple[tuple[int, str], ...] = ()
+
+
+ProgressFactory = Callable[[], Any]
+
+
+class Experiment:
+    """A whole search, as ``hwnas search`` runs it.
+
+    With ``resume=True`` the run directory must hold an interrupted run of the same config: supernet
+    training continues from its last checkpoint, the study replays its history into the strategy, trials
+    that were RUNNING run again, and the search goes on to ``search.trials`` finished trials.
+
+    Example:
+        >>> from nas import Experiment, load_config
+        >>> cfg = load_config(overrides={"name": "tiny", "supernet.epochs": 1, "search.trials": 4})
+        >>> result = Experiment(cfg).run()  # doctest: +SKIP
+        >>> (result.run_dir / "pareto.json").exists()  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        *,
+        data: DataSplits | None = None,
+        reporter: Any | None = None,
+        resume: bool = False,
+        run_dir: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = load_profile(config.profile)
+        name = config.name or time.strftime("search-%Y%m%d-%H%M%S")
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
+        self.resume = resume
+        self._data = data
+        self.reporter = reporter if reporter is not None else _SilentReporter()
+        self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
+        self.constraints = [Constraint.parse(c) for c in config.search.constraints]
+        if config.evaluation.latency == "predict" and self.profile.lut is None:
+            raise RunError(
+                f"evaluation.latency 'predict' needs a lookup table, and profile {self.profile.name!r} has none; "
+                "measure one with: hwnas profile-device --profile NAME --out FILE"
+            )
+        b = config.budget
+        t = config.tracking
+        self.tracker = SearchTracker(
+            self.run_dir,
+            project=self.run_dir.name,
+            enabled=t.enabled,
+            country_iso_code=t.country_iso_code or _country(self.profile.carbon_region),
+            region=t.region,
+            online=t.online,
+            measure_power_secs=t.measure_power_secs,
+            budgets=Budgets(b.max_energy_kwh, b.max_co2_kg, b.max_time),
+            profile_name=self.profile.name,
+        )
+
+    # -- set-up --------------------------------------------------------------------------------------
+    def prepare_run_dir(self) -> None:
+        """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten).
+
+        When resuming, the directory must instead exist and hold the run's ``config.yaml``.
+        """
+        if self.resume:
+            if not (self.run_dir / "config.yaml").is_file():
+                raise RunError(
+                    f"{self.run_dir} is not an hwnas run directory (no config.yaml): nothing to resume"
+                )
+            if (self.run_dir / "pareto.json").is_file() and not self._unfinished():
+                raise RunError(
+                    f"{self.run_dir} already finished its {self.config.search.trials} trials; "
+                    "resume with a larger --trials to search further"
+                )
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise RunError(
+                f"run directory {self.run_dir} already exists; choose another --name, or continue it with "
+                f"--resume {self.run_dir} (runs are never overwritten)"
+            )
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise RunError(f"cannot write to {self.run_dir}: {e.strerror or e}") from None
+        cfg = self.config.model_dump(mode="json")
+        cfg["name"] = self.run_dir.name
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def _unfinished(self) -> bool:
+        db = self.run_dir / "study.db"
+        if not db.is_file():
+            return True
+        storage = SQLiteStorage(db)
+        try:
+            trials = storage.trials()
+        finally:
+            storage.close()
+        finished = sum(t.state.finished for t in trials)
+        return finished < self.config.search.trials or any(not t.state.finished for t in trials)
+
+    def make_strategy(self) -> Strategy:
+        return make_strategy(self.config.search, seed=self.config.seed)  # type: ignore[no-any-return]
+
+    # -- the run -------------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        cfg = self.config
+        phase: dict[str, float] = {}
+        self.prepare_run_dir()
+        if self.resume:
+            # What was searched must not change; only the budget of trials and the like may.
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump({**cfg.model_dump(mode="json"), "name": self.run_dir.name}, sort_keys=False)
+            )
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        tracker = self.tracker
+        tracker.start()
+        if hasattr(self.reporter, "set_tracker"):
+            self.reporter.set_tracker(tracker)
+        try:
+            result = self._run(cfg, phase, tracker)
+        finally:
+            tracker.stop()
+        from nas.report._report import ReportError, write_report
+
+        try:
+            write_report([self.run_dir])
+        except ReportError as e:  # the search's results stand without the report
+            warnings.warn(f"the report could not be written: {e}", stacklevel=2)
+        return result
+
+    def _run(self, cfg: SearchConfig, phase: dict[str, float], tracker: SearchTracker) -> SearchResult:
+        t = time.perf_counter()
+        with tracker.phase("search_overhead"):
+            data = (
+                self._data
+                if self._data is not None
+                else load_dataset(cfg.data.name, root=data_root(cfg), seed=cfg.seed, **loader_options(cfg))
+            )
+            if cfg.supernet.shift >= data.image_size:
+                raise ConfigError(
+                    f"supernet.shift must be smaller than the images ({data.image_size} pixels for "
+                    f"{data.name}), got {cfg.supernet.shift}"
+                )
+            spec = SupernetSpec.for_input(
+                data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
+            )
+            space_json = json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
+            old_space = self.run_dir / "space.json"
+            if (
+                self.resume
+                and old_space.is_file()
+                and json.loads(old_space.read_text()) != json.loads(space_json)
+            ):
+                raise RunError(f"cannot resume {self.run_dir}: its search space differs from this config's")
+            (self.run_dir / "space.json").write_text(space_json)
+        phase["data"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        members_count = cfg.supernet.members
+        epochs = cfg.supernet.epochs
+        self.reporter.start_training(epochs * members_count, members=members_count)
+        members: list[Supernet] = []
+        stopped_in_training = False
+        trained_epochs = 0
+        with tracker.phase("supernet_training"):
+            # Members train one after another; member k is seeded ``seed + k`` (member 0 is the plain
+            # supernet, so one member trains exactly as without an ensemble).
+            for k in range(members_count):
+                supernet = Supernet(
+                    spec, seed=cfg.seed + k, zero_init_residual=cfg.supernet.zero_init_residual
+                )
+                members.append(supernet)
+
+                def on_epoch(
+                    epoch: int, total: int, loss: float, seconds: float, done: int = k * epochs
+                ) -> None:
+                    self.reporter.epoch(done + epoch, total * members_count, loss, seconds)
+                    tracker.write()
+                    if done + epoch < total * members_count and tracker.check_budgets() is not None:
+                        raise BudgetExceeded(tracker.stopped_by or {})
+
+                path = member_checkpoint(self.run_dir, k)
+                try:
+                    trained = train_supernet(
+                        supernet,
+                        data.train,
+                        **cfg.supernet.train_kwargs(),
+                        fill=data.black,
+                        seed=cfg.seed + k,
+                        checkpoint_path=path,
+                        on_epoch=on_epoch,
+                    )
+                except BudgetExceeded:
+                    stopped_in_training = True
+                    trained_epochs += _checkpoint_epochs(path)
+                    break
+                trained_epochs += trained.epochs
+        for supernet in members:
+            supernet.eval()
+        phase["supernet_training"] = time.perf_counter() - t
+        training = tracker.summary()["phases"]
+        train_energy = next((p["energy_kwh"] for p in training if p["name"] == "supernet_training"), 0.0)
+        tracker.extra["training"] = {
+            "epochs": epochs,
+            "members": members_count,
+            "completed_epochs": trained_epochs,  # summed over the members
+            "energy_kwh": train_energy,
+            "energy_kwh_per_epoch": train_energy / max(1, trained_epochs),
+            "macs_per_step_sample": _sandwich_macs(members[0], data.input_shape, cfg.supernet.num_random),
+        }
+
+        t = time.perf_counter()
+        cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
+        evaluator = CandidateEvaluator(
+            supernet=members,
+            data=data,
+            profile=self.profile,
+            calib_samples=cfg.evaluation.calib_samples,
+            exporter=cfg.evaluation.exporter,
+            cache=cache,
+            work_dir=self.run_dir / "tmp",
+            phase=tracker.phase,
+            lut=load_lut(self.profile),
+            latency_mode=cfg.evaluation.latency,
+            energy=_wants(cfg, "energy_mj"),
+            finetune_steps=cfg.evaluation.finetune_steps,
+            finetune_lr=cfg.evaluation.finetune_lr,
+            export_finetune_steps=cfg.evaluation.export_finetune_steps,
+        )
+        storage = SQLiteStorage(self.run_dir / "study.db")
+        try:
+            objectives = self._objectives_with_reference(storage, evaluator, spec)
+            try:
+                study = Study(
+                    space=spec.search_space(),
+                    objectives=objectives,
+                    strategy=self.make_strategy(),
+                    constraints=self.constraints,
+                    storage=storage,
+                    annotate=lambda params: {"arch": spec.arch_from_params(params)},
+                )
+            except ValueError as e:  # a strategy that cannot search this space says why
+                raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
+            storage.set_meta("config", cfg.model_dump(mode="json"))
+            storage.set_meta("supernet", spec.to_dict())
+            storage.set_meta("profile", self.profile.name)
+            finished = sum(tr.state.finished for tr in study.trials)
+            finished_numbers = {tr.number for tr in study.trials if tr.state.finished}
+            remaining = 0 if stopped_in_training else max(0, cfg.search.trials - finished)
+
+            def objective(trial: Trial) -> Mapping[str, float]:
+                before = tracker.energy_kwh
+                try:
+                    return evaluator(trial)
+                finally:
+                    energy_of[trial.number] = tracker.energy_kwh - before
+
+            energy_of: dict[int, float] = {}
+
+            def record_energy(study: Study, trial: Trial) -> None:
+                if trial.number in energy_of:
+                    attrs = {"energy_kwh": energy_of.pop(trial.number), "energy_method": tracker.method}
+                    storage.update_trial(trial.replace(attrs={**trial.attrs, **attrs}))
+                tracker.write()
+
+            def should_stop() -> bool:
+                return tracker.check_budgets() is not None
+
+            self.reporter.start_search(cfg.search.trials, done=finished)
+            from nas.run._distributed import executor_for  # it builds evaluators of this module on workers
+
+            ex = cfg.execution
+            with executor_for(workers=ex.workers or None, scheduler=ex.scheduler) as pool:
+                remote = pool.client is not None
+                # Workers get the supernet once; their evaluation energy is the machine's, counted as a phase.
+                with tracker.phase("candidate_evaluation" if remote else "search_overhead"):
+                    study.optimize(
+                        pool.objective(evaluator) if remote else objective,
+                        n_trials=remaining,
+                        executor=pool.executor,
+                        n_parallel=pool.n_parallel,
+                        callbacks=[record_energy, self.reporter.trial],
+                        should_stop=should_stop,
+                        trial_timeout_s=ex.trial_timeout_s,
+                    )
+                if remote:
+                    _apportion_energy(study, storage, tracker, before=finished_numbers)
+            cache.save()
+            phase["search"] = time.perf_counter() - t
+            phase.update({f"search.{k}": v for k, v in evaluator.seconds.items()})
+
+            t = time.perf_counter()
+            if evaluator.energy_detail is not None:
+                storage.set_meta("energy_detail", evaluator.energy_detail)
+            if evaluator.energy:
+                meter = evaluator.energy_profiler()
+                methods = sorted(
+                    {str(tr.metrics["energy_method"]) for tr in study.trials if "energy_method" in tr.metrics}
+                )
+                tracker.extra["inference_energy"] = {
+                    "method": ", ".join(methods) or None,
+                    "fallback_reason": meter.fallback_reason,
+                    "detail": storage.get_meta("energy_detail"),
+                }
+            with tracker.phase("export"):
+                models = export_front(study, evaluator, self.run_dir)
+                write_outputs(self.run_dir, study, models, energy_detail=storage.get_meta("energy_detail"))
+            phase["export"] = time.perf_counter() - t
+            shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
+            hv = study.hypervolume()
+            trials = study.trials
+            failed = sum(tr.state is TrialState.FAILED for tr in trials)
+            result = SearchResult(
+                self.run_dir, tuple(models), len(trials), failed, hv, phase, stopped_by=tracker.stopped_by,
+                failures=tuple((tr.number, tr.error or "") for tr in trials if tr.state is TrialState.FAILED),
+            )  # fmt: skip
+            (self.run_dir / "timings.json").write_text(json.dumps(phase, indent=2))
+        finally:
+            storage.close()
+        return result
+
+    def _objectives_with_reference(
+        self, storage: SQLiteStorage, evaluator: CandidateEvaluator, spec: SupernetSpec
+    ) -> list[Objective]:
+        """Objectives with their hypervolume reference: the stored one when resuming, else measured."""
+        stored = {o.get("name"): o.get("reference") for o in storage.get_meta("objectives") or []}
+        if stored and all(stored.get(o.name) is not None for o in self.objectives):
+            return [Objective(o.name, o.direction, o.unit, stored[o.name]) for o in self.objectives]
+        # The largest arch bounds latency, params and FLOPs from above: twice its values is a reference
+        # point that every candidate lies inside, fixed before the search so hypervolume is comparable.
+        largest = evaluator.score(spec.largest_arch())
+        return [
+            Objective(
+                o.name, o.direction, o.unit, ERROR_REFERENCE if o.name == "error" else 2.0 * largest[o.name]
+            )
+            for o in self.objectives
+        ]
+
+
+def _apportion_energy(
+    study: Study, storage: SQLiteStorage, tracker: SearchTracker, *, before: set[int]
+) -> None:
+    """Per-trial energy when workers evaluated: the energy of this session's evaluation phase, shared out
+    in proportion to each trial's duration (workers on other machines are not metered here)."""
+    spent = tracker.totals.get("candidate_evaluation")
+    trials = [t for t in study.trials if t.number not in before and t.state.finished and t.duration_s]
+    total_s = sum(t.duration_s or 0.0 for t in trials)
+    if spent is None or not trials or total_s <= 0 or not tracker.enabled:
+        return
+    for t in trials:
+        share = spent.energy_kwh * (t.duration_s or 0.0) / total_s
+        attrs = {"energy_kwh": share, "energy_method": f"{tracker.method} (shared out by duration)"}
+        storage.update_trial(t.replace(attrs={**t.attrs, **attrs}))
+
+
+def _wants(cfg: SearchConfig, metric: str) -> bool:
+    """Whether the search optimises or constrains ``metric``."""
+    return metric in cfg.search.objectives or any(
+        Constraint.parse(c).metric == metric for c in cfg.search.constraints
+    )
+
+
+def _checkpoint_epochs(path: Path) -> int:
+    """Epochs a supernet checkpoint holds (0 when there is none)."""
+    if not path.is_file():
+        return 0
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return int(ckpt.get("epoch", 0))
+
+
+def _sandwich_macs(supernet: Supernet, input_shape: tuple[int, ...], num_random: int) -> float:
+    """MACs of one sample's forward passes in one sandwich step: largest, smallest and the random archs.
+
+    The random archs are counted at the mean of the largest and smallest (their expected size is close).
+    """
+    spec = supernet.spec
+    big = count_macs(supernet.subnet(spec.largest_arch()), input_shape)
+    small = count_macs(supernet.subnet(spec.smallest_arch()), input_shape)
+    return float(big + small + num_random * (big + small) / 2)
+
+
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass of one sample through convolutions and linear layers."""
+    total = 0
+
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += int(output.numel()) * k
+        elif isinstance(module, torch.nn.Linear):
+            total += int(output.numel()) * module.in_features
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def _country(region: str | None) -> str | None:
+    """An ISO 3166 alpha-3 code from a profile's ``carbon_region`` (alpha-2 codes are converted)."""
+    if region is None:
+        return None
+    code = region.strip().upper()
+    if len(code) == 3:
+        return code
+    return _ALPHA2_TO_3.get(code)
+
+
+_ALPHA2_TO_3 = {
+    "US": "USA", "DE": "DEU", "FR": "FRA", "GB": "GBR", "UK": "GBR", "CA": "CAN", "CN": "CHN", "IN": "IND",
+    "JP": "JPN", "KR": "KOR", "SE": "SWE", "NO": "NOR", "FI": "FIN", "NL": "NLD", "BE": "BEL", "CH": "CHE",
+    "AT": "AUT", "ES": "ESP", "IT": "ITA", "PL": "POL", "IE": "IRL", "DK": "DNK", "AU": "AUS", "BR": "BRA",
+    "SG": "SGP", "TW": "TWN", "IL": "ISR", "ZA": "ZAF", "MX": "MEX", "PT": "PRT", "CZ": "CZE",
+}  # fmt: skip
+
+
+class _SilentReporter:
+    """Reports nothing; the command line passes a reporter with progress bars."""
+
+    def start_training(self, epochs: int, members: int = 1) -> None:
+        pass
+
+    def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
+        pass
+
+    def start_search(self, trials: int, done: int = 0) -> None:
+        pass
+
+    def trial(self, study: Study, trial: Trial) -> None:
+        pass
+

@@ -1,0 +1,11 @@
+"""What the search itself costs: codecarbon tracking per phase, and budgets that stop it."""
+
+from nas.sustainability._tracker import BudgetExceeded, Budgets, PhaseTotals, SearchTracker, method_of
+
+__all__ = [
+    "BudgetExceeded",
+    "Budgets",
+    "method_of",
+    "PhaseTotals",
+    "SearchTracker",
+]
