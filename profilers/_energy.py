@@ -108,6 +108,11 @@ class EnergyProfiler(ABC):
         idle_window_s: Seconds of idle measured before the loop when ``idle_w`` is not given (> 0).
         fallback_reason: Why this method stands in for another (set by
             :func:`~profilers.energy_profiler_from_profile`); copied into every result.
+        clock: Seconds on a monotonic clock, read to time the loop and the idle window; ``None``:
+            ``time.perf_counter``, looked up when it is read. Tests pass a scripted clock, so a loop lasts a
+            known number of runs.
+        sleep: Waits a number of seconds (the idle window); ``None``: ``time.sleep``. A scripted clock comes
+            with a sleep that moves it on instead of waiting.
     """
 
     #: The method every result of this backend carries (one of :data:`ENERGY_METHODS`).
@@ -122,6 +127,8 @@ class EnergyProfiler(ABC):
         idle_w: float | None = None,
         idle_window_s: float = 0.5,
         fallback_reason: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if not isinstance(device, str) or not device:
             raise ValueError(
@@ -136,12 +143,26 @@ class EnergyProfiler(ABC):
             isinstance(idle_w, bool) or not isinstance(idle_w, (int, float)) or idle_w < 0
         ):
             raise ValueError(f"idle_w must be a non-negative number of watts or None, got {idle_w!r}")
+        if not all(f is None or callable(f) for f in (clock, sleep)):
+            raise TypeError(
+                "clock and sleep must be None or callables (seconds now; wait a number of seconds)"
+            )
         self.device = device
         self.min_duration_s = float(min_duration_s)
         self.subtract_idle = subtract_idle
         self.idle_w = None if idle_w is None else float(idle_w)
         self.idle_window_s = float(idle_window_s)
         self.fallback_reason = fallback_reason
+        self._clock = clock
+        self._sleep = sleep
+
+    def clock(self) -> float:
+        """Seconds now, on the clock this profiler times its intervals with."""
+        return (self._clock or time.perf_counter)()
+
+    def sleep(self, seconds: float) -> None:
+        """Waits ``seconds`` on this profiler's clock."""
+        (self._sleep or time.sleep)(seconds)
 
     @abstractmethod
     def _start(self) -> object:
@@ -157,14 +178,15 @@ class EnergyProfiler(ABC):
 
     def _interval(self, body: Callable[[], int]) -> tuple[float, float, int, str]:
         """Runs ``body`` between two meter readings: joules, seconds, what ``body`` returned, and detail."""
+        clock = self._clock or time.perf_counter
         token = self._start()
-        start = time.perf_counter()
+        start = clock()
         try:
             result = body()
         except BaseException:
             self._abort(token)
             raise
-        duration_s = time.perf_counter() - start
+        duration_s = clock() - start
         joules, detail = self._stop(token, duration_s)
         return joules, duration_s, result, detail
 
@@ -174,7 +196,7 @@ class EnergyProfiler(ABC):
             return self.idle_w, f"idle {self.idle_w:.3f} W given (hardware profile)"
 
         def wait() -> int:
-            time.sleep(self.idle_window_s)
+            self.sleep(self.idle_window_s)
             return 0
 
         joules, elapsed, _, _ = self._interval(wait)
@@ -206,13 +228,15 @@ class EnergyProfiler(ABC):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
+        clock = self._clock or time.perf_counter
+
         def loop() -> int:
             runs = 0
-            start = time.perf_counter()
+            start = clock()
             while True:
                 run()
                 runs += 1
-                if time.perf_counter() - start >= self.min_duration_s:
+                if clock() - start >= self.min_duration_s:
                     return runs
 
         with device_lock(self.device):

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import platform
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class EstimatedEnergy(EnergyProfiler):
         min_duration_s: See :class:`EnergyProfiler`.
         subtract_idle: See :class:`EnergyProfiler`.
         fallback_reason: See :class:`EnergyProfiler`.
+        clock: See :class:`EnergyProfiler`.
+        sleep: See :class:`EnergyProfiler`.
 
     Example:
         >>> meter = EstimatedEnergy(idle_w=10.0, tdp_w=110.0, utilisation=0.5)
@@ -67,6 +70,8 @@ class EstimatedEnergy(EnergyProfiler):
         min_duration_s: float = 1.0,
         subtract_idle: bool = False,
         fallback_reason: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if isinstance(tdp_w, bool) or not isinstance(tdp_w, (int, float)) or not tdp_w > 0:
             raise ValueError(f"tdp_w must be a positive number of watts, got {tdp_w!r}")
@@ -87,6 +92,8 @@ class EstimatedEnergy(EnergyProfiler):
             subtract_idle=subtract_idle,
             idle_w=idle_w,
             fallback_reason=fallback_reason,
+            clock=clock,
+            sleep=sleep,
         )
         self.tdp_w = float(tdp_w)
         self.model_idle_w = None if idle_w is None else float(idle_w)

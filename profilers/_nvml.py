@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -83,11 +82,12 @@ def _name(raw: object) -> str:
 
 @dataclass
 class _Sampling:
-    """Power read every ``interval_s`` by a background thread: (perf_counter seconds, watts) pairs."""
+    """Power read every ``interval_s`` by a background thread: (seconds on ``clock``, watts) pairs."""
 
     pynvml: ModuleType
     handle: object
     interval_s: float
+    clock: Callable[[], float]
     samples: list[tuple[float, float]] = field(default_factory=list)
     error: BaseException | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -95,11 +95,15 @@ class _Sampling:
 
     def sample(self) -> None:
         milliwatts = self.pynvml.nvmlDeviceGetPowerUsage(self.handle)
-        self.samples.append((time.perf_counter(), milliwatts / 1e3))
+        self.samples.append((self.clock(), milliwatts / 1e3))
+
+    def pause(self) -> bool:
+        """Waits until the next sample is due; True when the measurement ended meanwhile."""
+        return self.stop_event.wait(self.interval_s)
 
     def _loop(self) -> None:
         try:
-            while not self.stop_event.wait(self.interval_s):
+            while not self.pause():
                 self.sample()
         except BaseException as exc:  # noqa: BLE001  # re-raised by stop(), in the measuring thread
             self.error = exc
@@ -146,6 +150,8 @@ class NvmlEnergy(EnergyProfiler):
         idle_w: See :class:`EnergyProfiler`.
         idle_window_s: See :class:`EnergyProfiler`.
         fallback_reason: See :class:`EnergyProfiler`.
+        clock: See :class:`EnergyProfiler`.
+        sleep: See :class:`EnergyProfiler`.
 
     Raises:
         EnergyMeterError: pynvml is not installed, the NVIDIA driver is missing or not loaded, the GPU does not
@@ -170,6 +176,8 @@ class NvmlEnergy(EnergyProfiler):
         idle_w: float | None = None,
         idle_window_s: float = 0.5,
         fallback_reason: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
             raise ValueError(f"device_id must be a GPU index >= 0, got {device_id!r}")
@@ -190,6 +198,8 @@ class NvmlEnergy(EnergyProfiler):
             idle_w=idle_w,
             idle_window_s=idle_window_s,
             fallback_reason=fallback_reason,
+            clock=clock,
+            sleep=sleep,
         )
         self.device_id = device_id
         self.sample_interval_s = float(sample_interval_s)
@@ -262,7 +272,7 @@ class NvmlEnergy(EnergyProfiler):
             if self.mode == "energy-counter":
                 with _errors(pynvml, f"reading the energy counter of {self.gpu}"):
                     return ("counter", pynvml, handle, pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
-            sampling = _Sampling(pynvml, handle, self.sample_interval_s)
+            sampling = _Sampling(pynvml, handle, self.sample_interval_s, self.clock)
             with _errors(pynvml, f"reading the power of {self.gpu}"):
                 sampling.start()
             return ("sampling", pynvml, handle, sampling)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -134,6 +135,11 @@ class QuietGate:
         max_seconds: Most seconds one timing may spend waiting for quiet runs.
         retries: How many more times a latency backend times a model (ONNX Runtime: in a fresh session) when a
             timing ran out of time without enough quiet runs; 0: report the disturbed figure at once.
+        clock: Seconds on a monotonic clock, read for the ``max_seconds`` deadline; ``None``:
+            ``time.perf_counter``, looked up when a timing starts. Tests pass a scripted clock so that the
+            limit arrives after a known number of runs.
+        run_clock_ns: Nanoseconds on a monotonic clock, read around each timed run; ``None``:
+            ``time.perf_counter_ns``, looked up when a timing starts.
 
     Raises:
         ValueError: An argument is out of range.
@@ -145,16 +151,30 @@ class QuietGate:
         True
     """
 
-    def __init__(self, *, tolerance: float = 0.25, max_seconds: float = 2.0, retries: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        tolerance: float = 0.25,
+        max_seconds: float = 2.0,
+        retries: int = 0,
+        clock: Callable[[], float] | None = None,
+        run_clock_ns: Callable[[], int] | None = None,
+    ) -> None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 10:
             raise ValueError(f"tolerance must be a number in (0, 10], got {tolerance!r}")
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        if not all(c is None or callable(c) for c in (clock, run_clock_ns)):
+            raise TypeError(
+                "clock and run_clock_ns must be None or callables returning the time (seconds, nanoseconds)"
+            )
         self.tolerance = float(tolerance)
         self.max_seconds = float(max_seconds)
         self.retries = retries
+        self.clock = clock
+        self.run_clock_ns = run_clock_ns
 
     @classmethod
     def from_profile(cls, profile: HardwareProfile) -> QuietGate:
@@ -174,21 +194,23 @@ class QuietGate:
         The caller warms ``run`` up first and holds the device lock.
         """
         probe = probe or _Probe.shared()
-        deadline = time.perf_counter() + self.max_seconds
+        clock = self.clock or time.perf_counter
+        run_clock_ns = self.run_clock_ns or time.perf_counter_ns
+        deadline = clock() + self.max_seconds
         runs: list[int] = []
         probes = [probe.time_once()]  # probes[i] came just before runs[i], probes[i + 1] just after it
         floor, quiet = probe.floor_ns, 0
         while True:
-            start = time.perf_counter_ns()
+            start = run_clock_ns()
             run()
-            runs.append(time.perf_counter_ns() - start)
+            runs.append(run_clock_ns() - start)
             probes.append(probe.time_once())
             if probe.floor_ns < floor:  # a new, lower floor: judge every run again against it
                 floor = probe.floor_ns
                 quiet = int(self._quiet_mask(np.asarray(probes), floor).sum())
             elif max(probes[-2], probes[-1]) <= floor * (1.0 + self.tolerance):
                 quiet += 1
-            if quiet >= timed_runs or time.perf_counter() > deadline:
+            if quiet >= timed_runs or clock() > deadline:
                 break
         mask = self._quiet_mask(np.asarray(probes), floor)
         samples = np.asarray(runs, dtype=np.int64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,8 @@ class RaplEnergy(EnergyProfiler):
         idle_w: See :class:`EnergyProfiler`.
         idle_window_s: See :class:`EnergyProfiler`.
         fallback_reason: See :class:`EnergyProfiler`.
+        clock: See :class:`EnergyProfiler`.
+        sleep: See :class:`EnergyProfiler`.
 
     Raises:
         EnergyMeterError: There is no powercap tree or no RAPL zone under ``root``, no zone matches
@@ -92,6 +94,8 @@ class RaplEnergy(EnergyProfiler):
         idle_w: float | None = None,
         idle_window_s: float = 0.5,
         fallback_reason: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if isinstance(domains, str) or not domains or not all(isinstance(d, str) and d for d in domains):
             raise ValueError(
@@ -104,6 +108,8 @@ class RaplEnergy(EnergyProfiler):
             idle_w=idle_w,
             idle_window_s=idle_window_s,
             fallback_reason=fallback_reason,
+            clock=clock,
+            sleep=sleep,
         )
         self.root = Path(root)
         self.domains = tuple(domains)

@@ -7,7 +7,9 @@ needs NVML initialised; errors are subclasses of ``NVMLError`` with a ``value`` 
 builds the subclass of that code, as in pynvml.
 
 Each fake GPU draws ``idle_w`` plus ``busy_w`` while ``busy``, plus ``ramp_w_per_s`` watts per second since it
-was made, and ``consume(mj)`` adds energy directly, so tests can compute what a meter should report.
+was made, and ``consume(mj)`` adds energy directly, so tests can compute what a meter should report. Its
+time is ``clock`` (``time.perf_counter`` unless a test passes a scripted clock, which it then also gives
+the meter).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -89,17 +92,24 @@ class FakeGpu:
     has_energy_counter: bool = True
     has_power: bool = True
     busy: bool = False
-    origin_s: float = field(default_factory=time.perf_counter)
+    clock: Callable[[], float] = time.perf_counter
+    origin_s: float | None = None  # when the GPU was made (``clock`` then, unless given)
     energy_mj: float = 1_000_000.0  # since the (fake) driver was loaded
-    last_s: float = field(default_factory=time.perf_counter)
-    power_reads: list[float] = field(default_factory=list)  # perf_counter of every nvmlDeviceGetPowerUsage
+    last_s: float | None = None
+    power_reads: list[float] = field(default_factory=list)  # ``clock`` of every nvmlDeviceGetPowerUsage
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.origin_s is None:
+            self.origin_s = self.clock()
+        if self.last_s is None:
+            self.last_s = self.origin_s
 
     def power_w(self, now: float) -> float:
         return self.idle_w + (self.busy_w if self.busy else 0.0) + self.ramp_w_per_s * (now - self.origin_s)
 
     def _advance(self) -> float:
-        now = time.perf_counter()
+        now = self.clock()
         # Exact integral of the (piecewise linear) power since the last update.
         mean_w = (self.power_w(self.last_s) + self.power_w(now)) / 2
         self.energy_mj += mean_w * (now - self.last_s) * 1e3
@@ -177,7 +187,7 @@ def make_fake_pynvml(
         check_init()
         if not handle.has_power:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        now = time.perf_counter()
+        now = handle.clock()
         handle.power_reads.append(now)
         return round(handle.power_w(now) * 1e3)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fake_clock import FakeClock
 from fake_nvml import FakeGpu, make_fake_pynvml
 from fake_powercap import add_energy, make_powercap
 
@@ -28,37 +29,42 @@ from profilers import (
     measure_energy,
 )
 
-MIN_S = 0.05
+MIN_S = 2**-4  # 62.5 ms of scripted time: a loop of STEP_S inferences runs exactly MIN_S / STEP_S times
+STEP_S = 2**-11  # one inference, about 0.5 ms of scripted time
+Backend = tuple[EnergyProfiler, Callable[[], None], FakeClock]
 
 
-def _nvml(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **gpu: object
-) -> tuple[EnergyProfiler, Callable[[], None]]:
-    fake_gpu = FakeGpu(idle_w=20.0, busy_w=40.0, **gpu)  # type: ignore[arg-type]
+def _nvml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **gpu: object) -> Backend:
+    clock = FakeClock()
+    fake_gpu = FakeGpu(idle_w=20.0, busy_w=40.0, clock=clock, **gpu)  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, "pynvml", make_fake_pynvml([fake_gpu]))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
     def run() -> None:
         fake_gpu.set_busy(True)
-        time.sleep(0.0005)
+        clock.advance(STEP_S)
 
-    return NvmlEnergy(min_duration_s=MIN_S, sample_interval_s=0.005), run
+    meter = NvmlEnergy(min_duration_s=MIN_S, sample_interval_s=0.005, clock=clock, sleep=clock.sleep)
+    return meter, run, clock
 
 
-def _rapl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[EnergyProfiler, Callable[[], None]]:
+def _rapl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Backend:
+    clock = FakeClock()
     root = make_powercap(tmp_path)
 
     def run() -> None:
         add_energy(root / "intel-rapl:0", 300)
-        time.sleep(0.0005)
+        clock.advance(STEP_S)
 
-    return RaplEnergy(root=root, min_duration_s=MIN_S), run
+    return RaplEnergy(root=root, min_duration_s=MIN_S, clock=clock, sleep=clock.sleep), run, clock
 
 
-def _estimate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[EnergyProfiler, Callable[[], None]]:
-    return EstimatedEnergy(idle_w=5.0, tdp_w=45.0, utilisation=0.5, min_duration_s=MIN_S), lambda: time.sleep(
-        0.0005
+def _estimate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Backend:
+    clock = FakeClock()
+    meter = EstimatedEnergy(
+        idle_w=5.0, tdp_w=45.0, utilisation=0.5, min_duration_s=MIN_S, clock=clock, sleep=clock.sleep
     )
+    return meter, lambda: clock.advance(STEP_S), clock
 
 
 BACKENDS = [
@@ -70,22 +76,20 @@ BACKENDS = [
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> tuple[EnergyProfiler, Callable[[], None]]:
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Backend:
     return request.param(monkeypatch, tmp_path)
 
 
 # -------------------------------------------------------------------------------- conformance suite
 
 
-def test_result_is_labelled_and_sane(backend: tuple[EnergyProfiler, Callable[[], None]]) -> None:
-    meter, run = backend
+def test_result_is_labelled_and_sane(backend: Backend) -> None:
+    meter, run, _ = backend
     assert isinstance(meter, EnergyProfiler) and meter.method in ENERGY_METHODS
     result = meter.measure(run, batch_size=2)
     assert isinstance(result, EnergyResult)
     assert result.method == meter.method and result.device == meter.device
-    assert result.duration_s >= MIN_S and result.runs >= 1
+    assert result.duration_s == MIN_S and result.runs == round(MIN_S / STEP_S)
     assert result.energy_mj > 0 and result.mean_power_w > 0
     assert result.mean_power_w == pytest.approx(
         result.energy_mj * result.runs / 1e3 / result.duration_s, rel=1e-9
@@ -97,32 +101,33 @@ def test_result_is_labelled_and_sane(backend: tuple[EnergyProfiler, Callable[[],
     assert EnergyResult.from_dict(result.to_dict()) == result
 
 
-def test_loop_lasts_at_least_min_duration(backend: tuple[EnergyProfiler, Callable[[], None]]) -> None:
-    meter, run = backend
-    calls = []
+def test_loop_stops_at_the_first_run_that_ends_past_min_duration(backend: Backend) -> None:
+    meter, run, clock = backend
+    starts = []
 
     def counted() -> None:
-        calls.append(time.perf_counter())
+        starts.append(clock())
         run()
 
     result = meter.measure(counted)
-    assert result.runs == len(calls) and result.runs > 1
-    assert calls[-1] - calls[0] < result.duration_s  # the loop stops soon after min_duration_s
-    assert result.duration_s < MIN_S + 0.5
+    assert result.runs == len(starts) == round(MIN_S / STEP_S)
+    # timed from the start of the first run to the end of the last
+    assert starts[-1] - starts[0] == result.duration_s - STEP_S
 
 
-def test_a_slow_inference_runs_once(backend: tuple[EnergyProfiler, Callable[[], None]]) -> None:
-    meter, run = backend
+def test_a_slow_inference_runs_once(backend: Backend) -> None:
+    meter, run, clock = backend
 
     def slow() -> None:
         run()
-        time.sleep(MIN_S * 1.5)
+        clock.advance(MIN_S * 1.5)
 
-    assert meter.measure(slow).runs == 1
+    result = meter.measure(slow)
+    assert result.runs == 1 and result.duration_s == STEP_S + MIN_S * 1.5
 
 
-def test_measurements_hold_the_device_lock(backend: tuple[EnergyProfiler, Callable[[], None]]) -> None:
-    meter, run = backend
+def test_measurements_hold_the_device_lock(backend: Backend) -> None:
+    meter, run, _ = backend
     done = threading.Event()
 
     def measure() -> None:
@@ -132,17 +137,34 @@ def test_measurements_hold_the_device_lock(backend: tuple[EnergyProfiler, Callab
     with device_lock(meter.device):
         thread = threading.Thread(target=measure)
         thread.start()
+        # Never true while the lock is held; a slow machine can only make this check weaker, never fail it.
         assert not done.wait(0.3)
-    thread.join(timeout=10)
+    thread.join(timeout=60)
     assert done.is_set()
 
 
-def test_bad_arguments(backend: tuple[EnergyProfiler, Callable[[], None]]) -> None:
-    meter, _ = backend
+def test_bad_arguments(backend: Backend) -> None:
+    meter, _, _ = backend
     with pytest.raises(TypeError, match="callable"):
         meter.measure(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         meter.measure(lambda: None, batch_size=0)
+
+
+def test_clocks_must_be_callables() -> None:
+    with pytest.raises(TypeError, match="clock and sleep must be None or callables"):
+        EstimatedEnergy(tdp_w=10.0, clock=0.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock and sleep must be None or callables"):
+        EstimatedEnergy(tdp_w=10.0, sleep="1s")  # type: ignore[arg-type]
+
+
+def test_the_default_clock_is_the_one_in_use_when_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a clock the profiler looks ``time.perf_counter`` up when it reads it, so a patched clock
+    reaches it."""
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    result = EstimatedEnergy(tdp_w=10.0, min_duration_s=MIN_S).measure(lambda: clock.advance(STEP_S))
+    assert result.runs == round(MIN_S / STEP_S) and result.duration_s == MIN_S
 
 
 def test_result_rejects_unknown_methods() -> None:
@@ -217,14 +239,14 @@ def test_latency_and_energy_on_one_device_never_overlap(
 ) -> None:
     latency = OnnxRuntimeLatency(warmup_runs=0, timed_runs=30)
     energy = EstimatedEnergy(tdp_w=10.0, min_duration_s=0.1)
-    calls: list[tuple[float, str]] = []  # (start of an inference, measuring thread)
+    calls: list[str] = []  # the measuring thread of every inference, in the order they started
     original = OnnxRuntimeLatency._runner
 
     def recording_runner(self: OnnxRuntimeLatency, path: Path, shape: tuple[int, ...]) -> tuple[object, str]:
         run, provider = original(self, path, shape)
 
         def recorded() -> object:
-            calls.append((time.perf_counter(), threading.current_thread().name))
+            calls.append(threading.current_thread().name)  # list.append is atomic: the order is exact
             return run()
 
         return recorded, provider
@@ -246,7 +268,7 @@ def test_latency_and_energy_on_one_device_never_overlap(
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    order = [name for _, name in sorted(calls)]
+    order = calls
     blocks = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
     # Each measurement's inferences form one uninterrupted block: no two measurements interleave.
     assert sorted(blocks) == ["energy", "latency0", "latency1", "latency2"]

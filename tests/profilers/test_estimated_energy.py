@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import time
 from pathlib import Path
 
 import pytest
+from fake_clock import FakeClock
 
 import profilers._estimate as estimate_module
+import profilers._factory as factory_module
 from hardware_profiles import HardwareProfile
 from profilers import EnergyMeterError, EstimatedEnergy, energy_profiler_from_profile, lookup_cpu_tdp
 
@@ -17,47 +17,57 @@ HAS_CODECARBON = importlib.util.find_spec("codecarbon") is not None
 needs_codecarbon = pytest.mark.skipif(not HAS_CODECARBON, reason="codecarbon ships the CPU TDP table")
 
 
-def sleep_1ms() -> None:
-    time.sleep(0.001)
+STEP_S = 2**-10  # one scripted inference, about 1 ms
 
 
-def test_power_follows_the_documented_formula() -> None:
-    meter = EstimatedEnergy(idle_w=10.0, tdp_w=110.0, utilisation=0.25, min_duration_s=0.05)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def lasting(clock: FakeClock, seconds: float = STEP_S):  # type: ignore[no-untyped-def]
+    """An inference that lasts ``seconds`` on ``clock``."""
+    return lambda: clock.advance(seconds)
+
+
+def test_power_follows_the_documented_formula(clock: FakeClock) -> None:
+    meter = EstimatedEnergy(idle_w=10.0, tdp_w=110.0, utilisation=0.25, min_duration_s=2**-4, clock=clock)
     assert meter.power_w == 10.0 + 100.0 * 0.25
-    result = meter.measure(sleep_1ms, batch_size=2)
+    result = meter.measure(lasting(clock), batch_size=2)
     assert result.method == "estimated"
     assert result.mean_power_w == pytest.approx(35.0)
     # energy per inference = power x measured time per inference
-    assert result.energy_mj == pytest.approx(35.0 * result.duration_s / result.runs * 1e3)
-    assert 0.9e-3 < result.duration_s / result.runs < 0.1  # the loop timed real 1 ms inferences
+    assert result.energy_mj == pytest.approx(35.0 * STEP_S * 1e3)
+    assert result.runs == 64 and result.duration_s == 2**-4  # the loop timed its inferences on its clock
     assert result.idle_w is None
     assert "idle 10 W + (tdp 110 W - idle) x utilisation 0.25 = 35 W" in result.detail
 
 
-def test_subtracting_idle_keeps_the_dynamic_part_only() -> None:
+def test_subtracting_idle_keeps_the_dynamic_part_only(clock: FakeClock) -> None:
     meter = EstimatedEnergy(
-        idle_w=10.0, tdp_w=110.0, utilisation=0.5, subtract_idle=True, min_duration_s=0.05
+        idle_w=10.0, tdp_w=110.0, utilisation=0.5, subtract_idle=True, min_duration_s=0.05, clock=clock
     )
-    result = meter.measure(sleep_1ms)
+    result = meter.measure(lasting(clock))
     assert result.idle_w == 10.0
-    assert result.energy_mj == pytest.approx(50.0 * result.duration_s / result.runs * 1e3)
+    assert result.energy_mj == pytest.approx(50.0 * STEP_S * 1e3)
     assert result.mean_power_w == pytest.approx(60.0)
 
 
-def test_unknown_idle_counts_as_zero_and_says_so() -> None:
-    meter = EstimatedEnergy(tdp_w=80.0, utilisation=0.5, subtract_idle=True, min_duration_s=0.02)
+def test_unknown_idle_counts_as_zero_and_says_so(clock: FakeClock) -> None:
+    meter = EstimatedEnergy(tdp_w=80.0, utilisation=0.5, subtract_idle=True, min_duration_s=0.02, clock=clock)
     assert meter.power_w == 40.0
-    result = meter.measure(sleep_1ms)
+    result = meter.measure(lasting(clock))
     assert result.idle_w == 0.0
-    assert result.energy_mj == pytest.approx(40.0 * result.duration_s / result.runs * 1e3)
+    assert result.energy_mj == pytest.approx(40.0 * STEP_S * 1e3)
     assert "idle power unknown" in result.detail
 
 
-def test_longer_inferences_cost_more_energy() -> None:
-    meter = EstimatedEnergy(idle_w=5.0, tdp_w=65.0, min_duration_s=0.05)
-    short = meter.measure(lambda: time.sleep(0.001))
-    long = meter.measure(lambda: time.sleep(0.005))
-    assert long.energy_mj > 2 * short.energy_mj
+def test_longer_inferences_cost_more_energy(clock: FakeClock) -> None:
+    meter = EstimatedEnergy(idle_w=5.0, tdp_w=65.0, min_duration_s=2**-4, clock=clock)
+    short = meter.measure(lasting(clock, STEP_S))
+    long = meter.measure(lasting(clock, 4 * STEP_S))
+    assert long.energy_mj == pytest.approx(4 * short.energy_mj)
+    assert (short.runs, long.runs) == (64, 16)
 
 
 @pytest.mark.parametrize(
@@ -123,13 +133,15 @@ def test_sockets_multiply_the_tdp(tmp_path: Path) -> None:
 def test_cpu_profile_without_numbers_uses_the_looked_up_tdp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(estimate_module, "cpu_model_name", lambda: "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")
     monkeypatch.setattr(estimate_module, "cpu_sockets", lambda: 2)
+    monkeypatch.setattr(factory_module.os, "cpu_count", lambda: 8)  # whatever this machine has
     profile = HardwareProfile(name="box", intra_op_threads=1, energy="estimate", energy_min_duration_s=0.02)
     meter = energy_profiler_from_profile(profile)
     assert isinstance(meter, EstimatedEnergy)
     assert meter.tdp_w == 300.0  # 150 W per package, two packages
-    assert meter.utilisation == pytest.approx(min(1.0, 1 / (os.cpu_count() or 1)))
-    assert meter.power_w == pytest.approx(300.0 * meter.utilisation)
-    result = meter.measure(sleep_1ms)
+    assert meter.utilisation == pytest.approx(1 / 8)  # one thread of eight logical cores
+    assert meter.power_w == pytest.approx(300.0 / 8)
+    assert "1 thread(s) / 8 logical cores" in meter.source
+    result = meter.measure(lambda: None)
     assert "'Intel Xeon Gold 6248'" in result.detail and "cpu_power.csv" in result.detail
     assert "x 2 sockets" in result.detail and result.fallback_reason is None
 
@@ -151,10 +163,11 @@ def test_profile_power_model_wins_over_the_lookup(monkeypatch: pytest.MonkeyPatc
         raise AssertionError("the profile's numbers must be used")
 
     monkeypatch.setattr(estimate_module, "cpu_model_name", no_lookup)
+    monkeypatch.setattr(factory_module.os, "cpu_count", lambda: 16)  # whatever this machine has
     profile = HardwareProfile(name="box", idle_w=4.0, tdp_w=44.0, intra_op_threads=64)
     meter = energy_profiler_from_profile(profile, "estimate")
     assert isinstance(meter, EstimatedEnergy)
-    assert meter.utilisation == 1.0 and meter.power_w == 44.0  # 64 threads saturate any small machine
+    assert meter.utilisation == 1.0 and meter.power_w == 44.0  # 64 threads saturate 16 cores
     assert "power model of profile 'box'" in meter.source
 
 

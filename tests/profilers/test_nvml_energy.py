@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from fake_clock import FakeClock
 from fake_nvml import FAKED_FUNCTIONS, FakeGpu, make_fake_pynvml
 
 from hardware_profiles import HardwareProfile
@@ -19,8 +20,53 @@ from profilers import (
     device_lock,
     energy_profiler_from_profile,
 )
+from profilers._nvml import _Sampling
 
 FAST = {"min_duration_s": 0.15}
+STEP_S = 2**-10  # one scripted inference, about 1 ms
+
+
+def scripted(clock: FakeClock) -> dict[str, object]:
+    """Arguments that make a meter read ``clock`` (and sleep on it): FAST's 0.15 s loop then lasts exactly
+    ceil(0.15 / STEP_S) inferences of STEP_S."""
+    return {**FAST, "clock": clock, "sleep": clock.sleep}
+
+
+RUNS = 154  # ceil(0.15 / 2**-10)
+
+
+class SteppedSampler:
+    """Makes the background power sampler take a sample exactly when the test asks (:meth:`sample_now`),
+    instead of every ``sample_interval_s`` of real time, so the samples and their times are known."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.due = threading.Semaphore(0)
+        self.taken = threading.Condition()
+        self.count = 0
+        stepped = self
+        original_sample = _Sampling.sample
+
+        def pause(sampling: _Sampling) -> bool:
+            while not sampling.stop_event.is_set():
+                if stepped.due.acquire(timeout=0.01):
+                    return False
+            return True
+
+        def sample(sampling: _Sampling) -> None:
+            original_sample(sampling)
+            with stepped.taken:
+                stepped.count += 1
+                stepped.taken.notify_all()
+
+        monkeypatch.setattr(_Sampling, "pause", pause)
+        monkeypatch.setattr(_Sampling, "sample", sample)
+
+    def sample_now(self) -> None:
+        """Lets the sampler take one sample and waits until it has (the scripted clock stands still)."""
+        with self.taken:
+            before = self.count
+            self.due.release()
+            assert self.taken.wait_for(lambda: self.count > before, timeout=60), "the sampler never sampled"
 
 
 def install(monkeypatch: pytest.MonkeyPatch, *gpus: FakeGpu, **kwargs: bool):
@@ -72,19 +118,24 @@ def test_fake_has_the_real_names_signatures_and_error_classes() -> None:
 
 
 def test_energy_counter_gives_exact_energy_per_inference(monkeypatch: pytest.MonkeyPatch) -> None:
-    gpu = FakeGpu(name="NVIDIA Fake H100")
+    clock = FakeClock()
+    gpu = FakeGpu(name="NVIDIA Fake H100", clock=clock)
     fake = install(monkeypatch, gpu)
-    meter = NvmlEnergy(**FAST)
+    meter = NvmlEnergy(**scripted(clock))
     assert (
         meter.mode == "energy-counter" and meter.device == "cuda:0" and meter.gpu_name == "NVIDIA Fake H100"
     )
 
-    result = meter.measure(lambda: gpu.consume(7.0), batch_size=2)  # 7 mJ per inference, no idle draw
+    def run() -> None:  # 7 mJ per inference, no idle draw
+        gpu.consume(7.0)
+        clock.advance(STEP_S)
+
+    result = meter.measure(run, batch_size=2)
 
     assert result.method == "measured-nvml"
     assert result.energy_mj == pytest.approx(7.0, rel=1e-9, abs=1e-3 / result.runs)
     assert result.per_sample_mj == pytest.approx(3.5, rel=1e-3)
-    assert result.runs > 1 and result.duration_s >= 0.15
+    assert result.runs == RUNS and result.duration_s == RUNS * STEP_S
     assert result.mean_power_w == pytest.approx(7e-3 * result.runs / result.duration_s, rel=1e-3)
     assert result.idle_w is None and result.fallback_reason is None
     assert "total-energy counter" in result.detail and "NVIDIA Fake H100" in result.detail
@@ -92,46 +143,89 @@ def test_energy_counter_gives_exact_energy_per_inference(monkeypatch: pytest.Mon
 
 
 def test_measured_idle_is_subtracted(monkeypatch: pytest.MonkeyPatch) -> None:
-    gpu = FakeGpu(idle_w=30.0, busy_w=50.0)
+    clock = FakeClock()
+    gpu = FakeGpu(idle_w=30.0, busy_w=50.0, clock=clock)
     install(monkeypatch, gpu)
-    meter = NvmlEnergy(subtract_idle=True, idle_window_s=0.1, **FAST)
+    meter = NvmlEnergy(subtract_idle=True, idle_window_s=0.125, **scripted(clock))
 
     def run() -> None:
         gpu.set_busy(True)
-        time.sleep(0.001)
+        clock.advance(STEP_S)
 
     result = meter.measure(run)
-    assert result.idle_w == pytest.approx(30.0, rel=0.02)
-    assert result.mean_power_w == pytest.approx(80.0, rel=0.02)
-    per_run_s = result.duration_s / result.runs
-    assert result.energy_mj == pytest.approx(50.0 * per_run_s * 1e3, rel=0.05)
+    assert clock() == 0.125 + RUNS * STEP_S  # the idle window, then the loop
+    # The counter counts whole millijoules: 0.125 s at 30 W and 0.15 s at 80 W are exact to 1 mJ.
+    assert result.idle_w == pytest.approx(30.0, abs=1e-3 / 0.125)
+    assert result.mean_power_w == pytest.approx(80.0, abs=1e-3 / result.duration_s)
+    assert result.energy_mj == pytest.approx(50.0 * STEP_S * 1e3, rel=1e-3)
     assert "idle" in result.detail and "measured" in result.detail
 
 
 def test_idle_from_the_profile_is_subtracted_without_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
-    gpu = FakeGpu(idle_w=40.0)
+    clock = FakeClock()
+    gpu = FakeGpu(idle_w=40.0, clock=clock)
     install(monkeypatch, gpu)
-    result = NvmlEnergy(subtract_idle=True, idle_w=25.0, **FAST).measure(lambda: time.sleep(0.001))
+    meter = NvmlEnergy(subtract_idle=True, idle_w=25.0, **scripted(clock))
+    result = meter.measure(lambda: clock.advance(STEP_S))
+    assert clock() == RUNS * STEP_S  # no idle window was measured
     assert result.idle_w == 25.0
-    assert result.energy_mj == pytest.approx(15.0 * result.duration_s / result.runs * 1e3, rel=0.05)
+    assert result.energy_mj == pytest.approx(15.0 * STEP_S * 1e3, rel=1e-3)
 
 
 def test_power_sampling_when_the_counter_is_not_supported(monkeypatch: pytest.MonkeyPatch) -> None:
     # Power rises linearly with time, so the trapezoid rule over the samples is exact.
-    gpu = FakeGpu(idle_w=20.0, ramp_w_per_s=100.0, has_energy_counter=False)
+    clock = FakeClock()
+    gpu = FakeGpu(idle_w=20.0, ramp_w_per_s=100.0, has_energy_counter=False, clock=clock)
     install(monkeypatch, gpu)
-    meter = NvmlEnergy(sample_interval_s=0.005, **FAST)
+    stepped = SteppedSampler(monkeypatch)
+    meter = NvmlEnergy(sample_interval_s=0.005, **scripted(clock))
     assert meter.mode == "power-sampling"
     probes = len(gpu.power_reads)  # the constructor checked that power is readable
+    calls = []
 
-    result = meter.measure(lambda: time.sleep(0.001))
+    def run() -> None:
+        calls.append(clock())
+        clock.advance(STEP_S)
+        if len(calls) % 5 == 0:
+            stepped.sample_now()  # the background thread samples now, while the clock stands still
+
+    result = meter.measure(run)
 
     reads = gpu.power_reads[probes:]
-    assert len(reads) >= 10  # sampled by the background thread, not only at both ends
+    assert result.runs == RUNS
+    # one sample at each end, and one taken by the background thread every fifth inference
+    assert reads == [0.0, *(STEP_S * k for k in range(5, RUNS + 1, 5)), RUNS * STEP_S]
     first, last = reads[0] - gpu.origin_s, reads[-1] - gpu.origin_s
     expected_j = 20.0 * (last - first) + 100.0 / 2 * (last**2 - first**2)
     assert result.energy_mj * result.runs / 1e3 == pytest.approx(expected_j, rel=1e-3)
-    assert "sampled every 5 ms" in result.detail
+    assert "sampled every 5 ms" in result.detail and f"({len(reads)} samples" in result.detail
+    assert not any(t.name == "hwnas-nvml-power" for t in threading.enumerate())
+
+
+def test_the_real_sampler_samples_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unscripted, the sampler's thread samples on its own; how often depends on the machine, so only that it
+    ran, and stopped, is checked."""
+    clock = FakeClock()
+    gpu = FakeGpu(idle_w=20.0, has_energy_counter=False, clock=clock)
+    install(monkeypatch, gpu)
+    sampled = threading.Event()
+    original_sample = _Sampling.sample
+
+    def sample(sampling: _Sampling) -> None:
+        original_sample(sampling)
+        if threading.current_thread().name == "hwnas-nvml-power":
+            sampled.set()
+
+    monkeypatch.setattr(_Sampling, "sample", sample)
+    meter = NvmlEnergy(sample_interval_s=0.001, **scripted(clock))
+
+    def run() -> None:
+        if clock() >= 0.1:  # the loop's last inference waits for a sample from the thread
+            assert sampled.wait(60), "the sampler thread never sampled"
+        clock.advance(STEP_S)
+
+    result = meter.measure(run)
+    assert sampled.is_set() and result.mean_power_w == pytest.approx(20.0)
     assert not any(t.name == "hwnas-nvml-power" for t in threading.enumerate())
 
 
@@ -156,20 +250,26 @@ def test_a_failing_inference_releases_nvml_and_the_sampler(monkeypatch: pytest.M
 
 
 def test_measurement_holds_the_gpu_lock(monkeypatch: pytest.MonkeyPatch) -> None:
-    gpu = FakeGpu()
+    clock = FakeClock()
+    gpu = FakeGpu(clock=clock)
     install(monkeypatch, gpu)
-    meter = NvmlEnergy(device_id=0, **FAST)
+    meter = NvmlEnergy(device_id=0, **scripted(clock))
     done = threading.Event()
 
+    def run() -> None:
+        gpu.consume(1.0)
+        clock.advance(STEP_S)
+
     def measure() -> None:
-        meter.measure(lambda: gpu.consume(1.0))
+        meter.measure(run)
         done.set()
 
     with device_lock("cuda:0"):
         thread = threading.Thread(target=measure)
         thread.start()
+        # Never true while the lock is held; a slow machine can only make this check weaker, never fail it.
         assert not done.wait(0.3)
-    thread.join(timeout=10)
+    thread.join(timeout=60)
     assert done.is_set()
 
 

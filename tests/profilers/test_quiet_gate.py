@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,6 @@ import numpy as np
 import pytest
 from profiler_models import matmul_chain
 
-import profilers._quiet
 from hardware_profiles import HardwareProfile, ProfileError
 from profilers import OnnxRuntimeLatency, QuietGate, TorchLatency
 from profilers._quiet import MIN_QUIET_RUNS, GatedTiming, _Probe, preferred
@@ -35,8 +35,9 @@ class ScriptedProbe:
 
 
 class ScriptedClock:
-    """Stands in for the gate's run timer: a run lasts exactly what it is scripted to, whatever else the
-    machine does meanwhile (the time limit still runs on the real clock)."""
+    """Stands in for the gate's clocks: time moves only when a run says it does, so a run lasts exactly what
+    it is scripted to and the time limit arrives after a known number of runs, whatever else the machine does
+    meanwhile."""
 
     def __init__(self) -> None:
         self.now_ns = 0
@@ -45,23 +46,19 @@ class ScriptedClock:
         return self.now_ns
 
     def perf_counter(self) -> float:
-        return time.perf_counter()
+        return self.now_ns / 1e9
 
     def run_for(self, seconds: float) -> None:
         self.now_ns += round(seconds * 1e9)
 
+    def gate(self, **kwargs: object) -> QuietGate:
+        """A gate that reads this clock for its deadline and around each run."""
+        return QuietGate(clock=self.perf_counter, run_clock_ns=self.perf_counter_ns, **kwargs)  # type: ignore[arg-type]
+
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> ScriptedClock:
-    scripted = ScriptedClock()
-    monkeypatch.setattr(profilers._quiet, "time", scripted)
-    return scripted
-
-
-def busy_wait(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
+def clock() -> ScriptedClock:
+    return ScriptedClock()
 
 
 def phased(pattern: list[bool], clock: ScriptedClock) -> tuple[ScriptedProbe, callable]:
@@ -83,7 +80,7 @@ def phased(pattern: list[bool], clock: ScriptedClock) -> tuple[ScriptedProbe, ca
 def test_runs_beside_a_disturbed_probe_do_not_count(clock: ScriptedClock) -> None:
     pattern = [False] * 5 + [True] * 20 + [False] * 40  # a burst of interference after five runs
     probe, run = phased(pattern, clock)
-    timing = QuietGate(max_seconds=10).time(run, timed_runs=30, probe=probe)
+    timing = clock.gate(max_seconds=10).time(run, timed_runs=30, probe=probe)
     assert timing.quiet and len(timing.samples_ns) == 30
     assert set(timing.samples_ns.tolist()) == {round(QUIET_RUN_S * 1e9)}  # no disturbed run slipped in
     # the 20 disturbed runs, plus the quiet runs just before and just after the burst, each of which has a
@@ -99,27 +96,55 @@ def test_runs_are_judged_again_when_the_floor_falls(clock: ScriptedClock) -> Non
     probes = iter([BUSY_NS] * 11 + [CALM_NS] * 60)
     durations = iter([BUSY_RUN_S] * 10 + [QUIET_RUN_S] * 60)
     probe = ScriptedProbe(probes, slow_floor)
-    timing = QuietGate(max_seconds=10).time(lambda: clock.run_for(next(durations)), 30, probe=probe)
+    timing = clock.gate(max_seconds=10).time(lambda: clock.run_for(next(durations)), 30, probe=probe)
     assert timing.quiet and len(timing.samples_ns) == 30
     assert set(timing.samples_ns.tolist()) == {round(QUIET_RUN_S * 1e9)}
     assert timing.probe_floor_ns == CALM_NS and timing.rejected_runs >= 10
 
 
-def test_a_machine_that_never_calms_down_is_flagged_after_the_time_limit() -> None:
-    probe = ScriptedProbe(iter([CALM_NS] + [BUSY_NS] * 100_000), CALM_NS)
-    started = time.perf_counter()
-    timing = QuietGate(max_seconds=0.05).time(lambda: busy_wait(QUIET_RUN_S), 30, probe=probe)
-    assert time.perf_counter() - started < 1.0
+def test_a_machine_that_never_calms_down_is_flagged_after_the_time_limit(clock: ScriptedClock) -> None:
+    probe = ScriptedProbe(itertools.chain([CALM_NS], itertools.repeat(BUSY_NS)), CALM_NS)
+    # Each run takes 1 ms of scripted time: the 51st is the first to end past the 50.5 ms limit.
+    timing = clock.gate(max_seconds=0.0505).time(lambda: clock.run_for(0.001), 30, probe=probe)
     assert not timing.quiet
     assert len(timing.samples_ns) == 30  # every run, the last 30 of them
-    assert timing.rejected_runs > 30
+    assert timing.rejected_runs == 51 and probe.calls == 52
+    assert clock.perf_counter_ns() == 51_000_000
 
 
-def test_a_few_quiet_runs_before_the_time_limit_still_count() -> None:
-    quiet_runs = MIN_QUIET_RUNS + 2
-    probes = iter([CALM_NS] * (quiet_runs + 1) + [BUSY_NS] * 100_000)
-    timing = QuietGate(max_seconds=0.05).time(lambda: None, 50, probe=ScriptedProbe(probes, CALM_NS))
-    assert timing.quiet and len(timing.samples_ns) == quiet_runs
+@pytest.mark.parametrize(
+    ("quiet_runs", "quiet"),
+    [(MIN_QUIET_RUNS + 2, True), (MIN_QUIET_RUNS, True), (MIN_QUIET_RUNS - 1, False)],
+)
+def test_a_few_quiet_runs_before_the_time_limit_still_count(
+    clock: ScriptedClock, quiet_runs: int, quiet: bool
+) -> None:
+    probes = itertools.chain([CALM_NS] * (quiet_runs + 1), itertools.repeat(BUSY_NS))
+    probe = ScriptedProbe(probes, CALM_NS)
+    timing = clock.gate(max_seconds=0.0505).time(lambda: clock.run_for(0.001), 50, probe=probe)
+    assert probe.calls == 52  # the limit, not the script, ended the timing: 51 runs, a probe around each
+    assert timing.quiet is quiet and timing.rejected_runs == 51 - quiet_runs
+    # enough quiet runs: only those count; too few: the last 50 runs of all, flagged
+    assert len(timing.samples_ns) == (quiet_runs if quiet else 50)
+
+
+def test_the_gate_stops_as_soon_as_enough_runs_were_quiet(clock: ScriptedClock) -> None:
+    probe = ScriptedProbe(itertools.repeat(CALM_NS), CALM_NS)
+    timing = clock.gate(max_seconds=10).time(lambda: clock.run_for(0.001), 30, probe=probe)
+    assert timing.quiet and len(timing.samples_ns) == 30 and timing.rejected_runs == 0
+    assert probe.calls == 31 and clock.perf_counter_ns() == 30_000_000
+
+
+def test_the_default_gate_reads_the_clock_in_use_when_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a clock the gate looks ``time.perf_counter`` up per timing, so a patched clock reaches it."""
+    scripted = ScriptedClock()
+    monkeypatch.setattr(time, "perf_counter", scripted.perf_counter)
+    monkeypatch.setattr(time, "perf_counter_ns", scripted.perf_counter_ns)
+    probe = ScriptedProbe(itertools.repeat(BUSY_NS), CALM_NS)
+    timing = QuietGate(max_seconds=0.0505).time(lambda: scripted.run_for(0.001), 30, probe=probe)
+    assert probe.calls == 52 and set(timing.samples_ns.tolist()) == {1_000_000}
+    with pytest.raises(TypeError, match="clock and run_clock_ns must be None or callables"):
+        QuietGate(clock=1.0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +168,7 @@ def test_the_real_probe_has_a_floor_and_it_only_falls() -> None:
     probe = _Probe.shared()
     assert probe is _Probe.shared()
     floor = probe.floor_ns
-    assert 0 < floor < 10_000_000
+    assert 0 < floor < 1 << 62  # calibrated: a measured time, not the starting sentinel
     times = [probe.time_once() for _ in range(50)]
     assert probe.floor_ns <= floor and probe.floor_ns <= min(times)
 

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fake_clock import FakeClock
 from fake_powercap import add_energy, make_powercap
 
 from hardware_profiles import HardwareProfile
 from profilers import EnergyMeterError, RaplEnergy, energy_profiler_from_profile
 
-FAST = {"min_duration_s": 0.05}
+STEP_S = 2**-10  # one scripted inference, about 1 ms
+MIN_S = 2**-4  # a loop of exactly 64 inferences of STEP_S
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def scripted(clock: FakeClock) -> dict[str, object]:
+    """Arguments that make a meter read (and sleep on) ``clock``: its loop lasts MIN_S / STEP_S inferences."""
+    return {"min_duration_s": MIN_S, "clock": clock, "sleep": clock.sleep}
+
+
+def stepping(clock: FakeClock, body: Callable[[], None]) -> Callable[[], None]:
+    """An inference that does ``body`` and lasts STEP_S on ``clock``."""
+
+    def run() -> None:
+        body()
+        clock.advance(STEP_S)
+
+    return run
+
+
 REAL_ROOT = Path("/sys/class/powercap")
 
 
@@ -41,9 +65,9 @@ def as_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", read_text)
 
 
-def test_package_and_dram_are_summed(tmp_path: Path) -> None:
+def test_package_and_dram_are_summed(tmp_path: Path, clock: FakeClock) -> None:
     root = make_powercap(tmp_path, packages=2)
-    meter = RaplEnergy(root=root, **FAST)
+    meter = RaplEnergy(root=root, **scripted(clock))
     # core is part of the package and mmio mirrors it: neither is read.
     assert meter.zones == ("package-0", "package-0/dram", "package-1", "package-1/dram")
     assert meter.device == "cpu"
@@ -54,29 +78,25 @@ def test_package_and_dram_are_summed(tmp_path: Path) -> None:
             add_energy(root / f"intel-rapl:{n}:1", 250)
             add_energy(root / f"intel-rapl:{n}:0", 999_999)  # core: must not count
             add_energy(root / f"intel-rapl-mmio:{n}", 1000)  # mirror: must not count
+        clock.advance(STEP_S)
 
     result = meter.measure(run, batch_size=4)
     assert result.method == "measured-rapl"
     assert result.energy_mj == pytest.approx(2 * 1.25)  # exact: integer microjoules
     assert result.per_sample_mj == pytest.approx(2.5 / 4)
-    assert result.runs >= 1 and result.duration_s >= 0.05
+    assert result.runs == 64 and result.duration_s == MIN_S
     assert result.mean_power_w == pytest.approx(2.5e-3 * result.runs / result.duration_s)
     assert "package-0, package-0/dram, package-1, package-1/dram" in result.detail
 
 
-def test_counter_wrap_around_is_corrected(tmp_path: Path) -> None:
+def test_counter_wrap_around_is_corrected(tmp_path: Path, clock: FakeClock) -> None:
     max_range = 10_000_000
     root = make_powercap(
         tmp_path, dram=False, core=False, mmio=False, start_uj=max_range - 3000, max_range_uj=max_range
     )
-    meter = RaplEnergy(root=root, **FAST)
-
-    def run() -> None:
-        add_energy(root / "intel-rapl:0", 1000)
-        time.sleep(0.002)
-
-    result = meter.measure(run)
-    assert result.runs > 3  # so the counter passed max_energy_range_uj during the loop
+    meter = RaplEnergy(root=root, **scripted(clock))
+    result = meter.measure(stepping(clock, lambda: add_energy(root / "intel-rapl:0", 1000)))
+    assert result.runs == 64  # so the counter passed max_energy_range_uj during the loop
     assert int((root / "intel-rapl:0" / "energy_uj").read_text()) < max_range - 3000
     assert result.energy_mj == pytest.approx(1.0)
     assert "wrap-around corrected: package-0" in result.detail
@@ -96,32 +116,28 @@ def test_missing_dram_zone_reads_the_package_only(tmp_path: Path) -> None:
     assert RaplEnergy(root=root).zones == ("package-0",)
 
 
-def test_idle_measured_before_the_loop_is_subtracted(tmp_path: Path) -> None:
+def test_idle_measured_before_the_loop_is_subtracted(tmp_path: Path, clock: FakeClock) -> None:
     root = make_powercap(tmp_path, dram=False, core=False, mmio=False)
-    meter = RaplEnergy(root=root, subtract_idle=True, idle_window_s=0.05, **FAST)
-    result = meter.measure(lambda: add_energy(root / "intel-rapl:0", 500))
+    meter = RaplEnergy(root=root, subtract_idle=True, idle_window_s=0.125, **scripted(clock))
+    result = meter.measure(stepping(clock, lambda: add_energy(root / "intel-rapl:0", 500)))
+    assert clock() == 0.125 + MIN_S  # the idle window, waited on the meter's clock, then the loop
     assert result.idle_w == 0.0  # nothing was added while idle
     assert result.energy_mj == pytest.approx(0.5)
 
 
-def test_idle_from_the_profile_is_subtracted(tmp_path: Path) -> None:
+def test_idle_from_the_profile_is_subtracted(tmp_path: Path, clock: FakeClock) -> None:
     root = make_powercap(tmp_path, dram=False, core=False, mmio=False)
-    meter = RaplEnergy(root=root, subtract_idle=True, idle_w=0.01, **FAST)
-
-    def run() -> None:
-        add_energy(root / "intel-rapl:0", 500)
-        time.sleep(0.001)
-
-    result = meter.measure(run)
-    assert result.idle_w == 0.01
-    expected = 0.5 - 0.01 * result.duration_s / result.runs * 1e3
+    meter = RaplEnergy(root=root, subtract_idle=True, idle_w=0.01, **scripted(clock))
+    result = meter.measure(stepping(clock, lambda: add_energy(root / "intel-rapl:0", 500)))
+    assert result.idle_w == 0.01 and clock() == MIN_S  # no idle window was measured
+    expected = 0.5 - 0.01 * STEP_S * 1e3
     assert result.energy_mj == pytest.approx(expected, rel=1e-6)
 
 
-def test_energy_below_idle_is_reported_as_zero(tmp_path: Path) -> None:
+def test_energy_below_idle_is_reported_as_zero(tmp_path: Path, clock: FakeClock) -> None:
     root = make_powercap(tmp_path, dram=False, core=False, mmio=False)
-    meter = RaplEnergy(root=root, subtract_idle=True, idle_w=1000.0, **FAST)
-    result = meter.measure(lambda: add_energy(root / "intel-rapl:0", 1))
+    meter = RaplEnergy(root=root, subtract_idle=True, idle_w=1000.0, **scripted(clock))
+    result = meter.measure(stepping(clock, lambda: add_energy(root / "intel-rapl:0", 1)))
     assert result.energy_mj == 0.0 and "reported as 0" in result.detail
 
 

@@ -241,6 +241,7 @@ def test_the_botorch_backend_names_the_extra_when_botorch_is_missing():
     assert "pip install hwnas[bayes]" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.slow  # imports torch and BoTorch and fits Gaussian processes: about a minute on 2 cores
 def test_the_botorch_backend_proposes_valid_points():
     pytest.importorskip("botorch")
     space = Space({"x": Float(0.0, 1.0), "k": Choice([1, 2, 3])}, forbid=[{"k": 3}])
