@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from search._space import Space
 from search._trial import Objective, Trial
 
-__all__ = ["Strategy", "StrategyExhausted", "Suggestion"]
+__all__ = ["Canonical", "Strategy", "StrategyExhausted", "Suggestion"]
+
+#: Maps a point of a space to a hashable identity: two points with the same identity are the same
+#: candidate (a supernet search maps params to the canonical architecture they build).
+Canonical = Callable[[Mapping[str, Any]], Hashable]
 
 
 class StrategyExhausted(RuntimeError):
@@ -57,7 +61,11 @@ class Strategy(abc.ABC):
     - ``ask()`` returns ``None`` only while some of its own proposals are still pending, and may raise
       :class:`StrategyExhausted` when it has nothing left to propose;
     - trials the strategy did not propose (enqueued by a person), FAILED and PRUNED trials are accepted;
-    - maximized objectives behave exactly like their negation minimized.
+    - maximized objectives behave exactly like their negation minimized;
+    - no proposal repeats a point proposed or told before (compared by :meth:`key`, so by canonical
+      architecture when the study gives a ``canonical`` map) while the space still holds unseen points,
+      unless ``repeats`` is set; a proposal at a higher fidelity of a point seen at a lower one (a
+      promotion) is not a repeat.
     """
 
     #: short name used by ``hwnas search --strategy``.
@@ -66,6 +74,23 @@ class Strategy(abc.ABC):
     def __init__(self) -> None:
         self._space: Space | None = None
         self._objectives: tuple[Objective, ...] = ()
+        self._canonical: Canonical | None = None
+        #: when True, points may be proposed again (repeated evaluations of a noisy objective).
+        self.repeats = False
+
+    def configure(self, *, canonical: Canonical | None = None, repeats: bool = False) -> None:
+        """Sets how points are compared before :meth:`setup`: ``canonical`` maps a point to its identity
+        (default: the point's values), ``repeats`` allows proposing a point again. A study calls this."""
+        self._canonical = canonical
+        self.repeats = bool(repeats)
+
+    def key(self, params: Mapping[str, Any]) -> Hashable:
+        """The identity of a point: its canonical form when a ``canonical`` map is configured, else its
+        values (``1`` and ``1.0`` agree, ``True`` and ``1`` do not)."""
+        canonical = getattr(self, "_canonical", None)
+        if canonical is not None:
+            return canonical(params)
+        return tuple([(v is True or v is False, v) for v in map(params.__getitem__, self.space)])
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         """Binds the strategy to a space and objectives. Subclasses call ``super().setup`` first."""

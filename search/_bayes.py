@@ -172,7 +172,7 @@ class BayesStrategy(Strategy):
             self._n_brackets += 1
         params = self._propose()
         self._n_new += 1
-        self._seen.add(point_key(self.space, params))
+        self._seen.add(self.key(params))
         return self._suggest(self._newest, 0, self._newest.add(params))
 
     def _suggest(self, bracket: Bracket, rung: int, config: int) -> Suggestion:
@@ -193,7 +193,7 @@ class BayesStrategy(Strategy):
             return
         try:
             x = self._encoder.encode([trial.params], [trial.fidelity])[0]
-            self._seen.add(point_key(self.space, trial.params))
+            self._seen.add(self.key(trial.params))
         except (KeyError, ValueError, TypeError):
             return  # not a point of this space
         if values is not None:
@@ -207,11 +207,12 @@ class BayesStrategy(Strategy):
     # -- proposals -----------------------------------------------------------------------------------
     def _propose(self) -> dict[str, Any]:
         space = self.space
+        seen = () if self.repeats else self._seen
         if self._n_new < self.n_initial or len(self._F) < 2:
-            return sample_new(space, self._rng, self._seen)
+            return sample_new(space, self._rng, seen, key=self.key)
         candidates = self._candidates()
         if not candidates:
-            return sample_new(space, self._rng, self._seen)
+            return sample_new(space, self._rng, seen, key=self.key, tries=1000)
         Xc = self._encoder.encode(candidates, [1.0] * len(candidates))
         if self.backend == "botorch":
             index = self._acquire_botorch(Xc)
@@ -227,8 +228,8 @@ class BayesStrategy(Strategy):
         def add(params: dict[str, Any] | None) -> None:
             if params is None:
                 return
-            key = point_key(space, params)
-            if key not in self._seen and key not in keys:
+            key = self.key(params)
+            if (self.repeats or key not in self._seen) and key not in keys:
                 keys.add(key)
                 out.append(params)
 

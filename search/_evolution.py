@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from search._base import Strategy, Suggestion
-from search._operators import mutate, point_key, sample_new
+from search._operators import mutate, sample_new
 from search._ranking import feasible_first_order
 from search._space import Space
 from search._trial import Objective, Trial, TrialState
@@ -74,7 +74,7 @@ class EvolutionStrategy(Strategy):
         # (params, minimized values or zeros, violation) of the last P trials told.
         self._population: deque[tuple[dict[str, Any], np.ndarray, float]] = deque(maxlen=population_size)
         self._order: np.ndarray | None = None  # rank position of each member; None when stale
-        self._seen: set[tuple[Any, ...]] = set()
+        self._seen: set[Any] = set()
         self._asked = 0
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
@@ -92,12 +92,20 @@ class EvolutionStrategy(Strategy):
         space = self.space
         self._asked += 1
         child: dict[str, Any] | None = None
+        seen = () if self.repeats else self._seen
         if self._asked > self.population_size and self._population:
             parent = self._tournament()
-            child = mutate(space, parent, self._rng, rate=self.mutation_rate, seen=self._seen)
+            child = mutate(space, parent, self._rng, rate=self.mutation_rate, seen=seen, key=self.key)
+            if child is None and not self.repeats:  # the parent's neighbourhood is used up: try the others
+                for other in self._ranked_members():
+                    child = mutate(
+                        space, other, self._rng, rate=self.mutation_rate, seen=seen, key=self.key, tries=5
+                    )
+                    if child is not None:
+                        break
         if child is None:
-            child = sample_new(space, self._rng, self._seen)
-        self._seen.add(point_key(space, child))
+            child = sample_new(space, self._rng, seen, key=self.key, tries=1000 if seen else 1)
+        self._seen.add(self.key(child))
         return Suggestion(child)
 
     def tell(self, trial: Trial) -> None:
@@ -109,16 +117,26 @@ class EvolutionStrategy(Strategy):
         else:
             return
         self._population.append((dict(trial.params), f, violation))
-        self._seen.add(point_key(self.space, trial.params))
+        self._seen.add(self.key(trial.params))
         self._order = None
 
-    def _tournament(self) -> dict[str, Any]:
+    def _ranked_members(self) -> list[dict[str, Any]]:
+        """The population's params, best first (the tournament's order)."""
+        self._rank()
+        assert self._order is not None
+        return [self._population[i][0] for i in np.argsort(self._order, kind="stable").tolist()]
+
+    def _rank(self) -> None:
         if self._order is None:
             F = np.array([f for _, f, _ in self._population])
             v = np.array([v for _, _, v in self._population])
             ranked = feasible_first_order(F, v)
             self._order = np.empty(len(ranked), dtype=int)
             self._order[ranked] = np.arange(len(ranked))
+
+    def _tournament(self) -> dict[str, Any]:
+        self._rank()
+        assert self._order is not None
         n = len(self._population)
         contestants = self._rng.choice(n, size=min(self.sample_size, n), replace=False)
         winner = int(contestants[np.argmin(self._order[contestants])])

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from search._base import Strategy, StrategyExhausted, Suggestion
-from search._operators import point_key
 from search._space import Space
 from search._trial import Objective, Trial
 
@@ -22,7 +21,8 @@ class GridStrategy(Strategy):
     Every value of a ``Choice`` and of an ``Integer`` is on the grid; a ``Float`` is discretised into
     ``points_per_float`` values evenly spaced in its encoding (log-spaced for ``Float(log=True)``), bounds
     included. Forbidden points are skipped, and so are points already told by someone else (enqueued by a
-    person). The grid is never repeated: once every point has been proposed, ``ask`` returns ``None``
+    person) and points whose identity (:meth:`Strategy.key`: the canonical architecture, when the study
+    maps points to one) was proposed before. The grid is never repeated: once every point has been proposed, ``ask`` returns ``None``
     while some are still being evaluated, then raises :class:`search.StrategyExhausted`.
 
     Each suggestion's ``attrs["grid_index"]`` is the point's position in the grid in
@@ -65,7 +65,7 @@ class GridStrategy(Strategy):
         self._order = np.zeros(0, dtype=np.int64)
         self._cursor = 0
         self._pending: set[int] = set()
-        self._told: set[tuple[Any, ...]] = set()
+        self._keys: set[Any] = set()  # identities proposed or told
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         super().setup(space, objectives)
@@ -81,7 +81,7 @@ class GridStrategy(Strategy):
         self._order = rng.permutation(size) if self.shuffle else np.arange(size)
         self._cursor = 0
         self._pending = set()
-        self._told = set()
+        self._keys = set()
 
     @property
     def size(self) -> int:
@@ -101,11 +101,12 @@ class GridStrategy(Strategy):
         while self._cursor < len(self._order):
             index = int(self._order[self._cursor])
             params = self.point(index)
-            if space.is_forbidden(params) or point_key(space, params) in self._told:
+            if space.is_forbidden(params) or self.key(params) in self._keys:
                 self._cursor += 1
                 continue
             self._cursor += 1
             self._pending.add(index)
+            self._keys.add(self.key(params))
             return Suggestion(params, attrs={"grid_index": index})
         if self._pending:
             return None
@@ -120,6 +121,6 @@ class GridStrategy(Strategy):
             self._pending.discard(index)
         else:  # someone else's point: never propose it again
             try:
-                self._told.add(point_key(self.space, trial.params))
-            except KeyError:
+                self._keys.add(self.key(trial.params))
+            except (KeyError, ValueError, TypeError):
                 pass

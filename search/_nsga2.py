@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -25,12 +24,6 @@ __all__ = ["NSGA2Strategy"]
 _FAILED_VALUE = 1e30
 # Generations in a row made only of points evaluated before, after which the population starts afresh.
 _MAX_KNOWN_GENERATIONS = 2
-
-
-def _point_key(params: Any) -> str:
-    return json.dumps(
-        dict(params), sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v)
-    )
 
 
 class _SpaceProblem(Problem):
@@ -129,7 +122,8 @@ class NSGA2Strategy(Strategy):
         self._batch: Population | None = None
         self._queue: deque[int] = deque()
         self._told: dict[int, tuple[np.ndarray, float]] = {}
-        self._memory: dict[str, tuple[np.ndarray, float]] = {}
+        self._memory: dict[Any, tuple[np.ndarray, float]] = {}  # identity -> told result
+        self._alias: dict[int, int] = {}  # member -> the member of its generation with the same identity
         self.generation = 0
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
@@ -157,6 +151,7 @@ class NSGA2Strategy(Strategy):
         algorithm.setup(_SpaceProblem(space, len(objectives)), termination=get_termination("n_gen", 10**9))
         self._algorithm = algorithm
         self._batch, self._queue, self._told, self._memory = None, deque(), {}, {}
+        self._alias = {}
         self.generation = 0
 
     def ask(self) -> Suggestion | None:
@@ -175,7 +170,7 @@ class NSGA2Strategy(Strategy):
                 fresh, keys = [], set()
                 for _ in range(4 * self.population_size):  # new points first, while the space has some
                     point = self.space.sample(rng)
-                    key = _point_key(point)
+                    key = self.key(point)
                     if key not in self._memory and key not in keys:
                         fresh.append(self.space.encode(point))
                         keys.add(key)
@@ -189,14 +184,23 @@ class NSGA2Strategy(Strategy):
             self._batch = batch
             self._queue = deque()
             self._told = {}
+            self._alias = {}
             # pymoo removes duplicates within a generation only; a child evaluated in an earlier one gets
-            # its stored result instead of a trial, so the budget goes to new points.
+            # its stored result instead of a trial, so the budget goes to new points. Children with the same
+            # identity (canonical architecture) share one trial.
+            queued: dict[Any, int] = {}
             for i in range(len(batch)):
-                seen = self._memory.get(_point_key(self.space.decode(batch[i].X)))
-                if seen is None or exhausted:  # a small space may hold nothing new: repeat points then
+                key = self.key(self.space.decode(batch[i].X))
+                seen = self._memory.get(key)
+                if exhausted or self.repeats:  # a small space may hold nothing new: repeat points then
                     self._queue.append(i)
-                else:
+                elif seen is not None:
                     self._told[i] = seen
+                elif key in queued:
+                    self._alias[i] = queued[key]
+                else:
+                    queued[key] = i
+                    self._queue.append(i)
             if not self._queue:
                 known_generations += 1
                 self._finish_generation()
@@ -205,18 +209,25 @@ class NSGA2Strategy(Strategy):
         return Suggestion(self.space.decode(x), attrs={"generation": self.generation, "member": index})
 
     def tell(self, trial: Trial) -> None:
-        index = trial.attrs.get("member")
-        if self._batch is None or index is None or trial.attrs.get("generation") != self.generation:
-            return  # a point this strategy did not ask for (enqueued by a person): nothing to update
         if trial.state is TrialState.COMPLETE and trial.values is not None:
             f = np.asarray(trial.minimized(self.objectives), dtype=float)
             violation = float(trial.violation or 0.0)
         else:
             f = np.full(len(self.objectives), _FAILED_VALUE)
             violation = _FAILED_VALUE
-        self._told[index] = (f, min(violation, _FAILED_VALUE))
-        if trial.state is TrialState.COMPLETE and trial.fidelity >= 1.0:
-            self._memory[_point_key(trial.params)] = self._told[index]
+        result = (f, min(violation, _FAILED_VALUE))
+        if trial.state is not TrialState.PRUNED and trial.fidelity >= 1.0:
+            try:
+                self._memory[self.key(trial.params)] = result  # never proposed again: its result is known
+            except (KeyError, ValueError, TypeError):
+                pass  # not a point of this space
+        index = trial.attrs.get("member")
+        if self._batch is None or index is None or trial.attrs.get("generation") != self.generation:
+            return  # a point this strategy did not ask for (enqueued by a person): remembered only
+        self._told[index] = result
+        for member, twin in self._alias.items():
+            if twin == index:
+                self._told[member] = result
         if len(self._told) == len(self._batch) and not self._queue:
             self._finish_generation()
 

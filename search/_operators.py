@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,13 +20,23 @@ def point_key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple([(v is True or v is False, v) for v in map(params.__getitem__, space)])
 
 
+Key = Callable[[Mapping[str, Any]], Hashable]
+
+
 def sample_new(
-    space: Space, rng: np.random.Generator, seen: Container[tuple[Any, ...]], *, tries: int = 100
+    space: Space,
+    rng: np.random.Generator,
+    seen: Container[Hashable],
+    *,
+    tries: int = 100,
+    key: Key | None = None,
 ) -> dict[str, Any]:
-    """A uniformly drawn allowed point not in ``seen``; after ``tries`` draws, the last one drawn."""
+    """A uniformly drawn allowed point whose key (``key(params)``, by default :func:`point_key`) is not in
+    ``seen``; after ``tries`` draws, the last one drawn."""
+    key = key or (lambda q: point_key(space, q))
     params = space.sample(rng)
     for _ in range(tries - 1):
-        if point_key(space, params) not in seen:
+        if key(params) not in seen:
             break
         params = space.sample(rng)
     return params
@@ -56,16 +66,19 @@ def mutate(
     rng: np.random.Generator,
     *,
     rate: float | None = None,
-    seen: Container[tuple[Any, ...]] = (),
+    seen: Container[Hashable] = (),
     tries: int = 20,
+    key: Key | None = None,
 ) -> dict[str, Any] | None:
     """A mutant of ``params``: each gene changes with probability ``rate`` (``1 / len(space)`` by default),
     at least one. A ``Choice`` gene takes another value uniformly; an ``Integer`` or ``Float`` gene takes a
     normal step (15% of its encoded range, so log-scaled for ``Float(log=True)``).
 
-    Returns an allowed point different from ``params`` and not in ``seen``, or ``None`` when ``tries``
-    attempts found none (every gene fixed, or the neighbourhood used up).
+    Returns an allowed point different from ``params`` whose key (``key(child)``, by default
+    :func:`point_key`) is not in ``seen``, or ``None`` when ``tries`` attempts found none (every gene
+    fixed, or the neighbourhood used up).
     """
+    key = key or (lambda q: point_key(space, q))
     names = [n for n in space if space[n].cardinality() > 1]
     if not names:
         return None
@@ -77,7 +90,7 @@ def mutate(
         child = dict(params)
         for name in flips:
             child[name] = _mutate_gene(space[name], child[name], rng)
-        if child != dict(params) and not space.is_forbidden(child) and point_key(space, child) not in seen:
+        if child != dict(params) and not space.is_forbidden(child) and key(child) not in seen:
             return child
     return None
 

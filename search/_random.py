@@ -6,7 +6,7 @@ import numpy as np
 
 from search._base import Strategy, Suggestion
 from search._space import Space
-from search._trial import Objective
+from search._trial import Objective, Trial
 
 __all__ = ["RandomStrategy"]
 
@@ -28,7 +28,7 @@ class RandomStrategy(Strategy):
         super().__init__()
         self._rng = np.random.default_rng(seed)
         self._max_retries = max_retries
-        self._seen: set[tuple[object, ...]] = set()
+        self._seen: set[object] = set()
 
     def setup(self, space: Space, objectives: list[Objective] | tuple[Objective, ...]) -> None:
         super().setup(space, objectives)
@@ -37,10 +37,16 @@ class RandomStrategy(Strategy):
     def ask(self) -> Suggestion:
         space = self.space
         params = space.sample(self._rng)
-        for _ in range(self._max_retries):
-            key = tuple(params.values())
-            if key not in self._seen:
-                break
-            params = space.sample(self._rng)
-        self._seen.add(tuple(params.values()))
+        if not self.repeats:
+            for _ in range(self._max_retries):
+                if self.key(params) not in self._seen:
+                    break
+                params = space.sample(self._rng)
+        self._seen.add(self.key(params))
         return Suggestion(params)
+
+    def tell(self, trial: Trial) -> None:
+        try:
+            self._seen.add(self.key(trial.params))  # an enqueued point is not drawn again either
+        except (KeyError, ValueError, TypeError):
+            pass  # not a point of this space

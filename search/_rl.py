@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from search._base import Strategy, Suggestion
+from search._operators import sample_new
 from search._pareto import hypervolume, non_dominated_mask
 from search._space import Choice, Space
 from search._trial import Objective, Trial, TrialState
@@ -40,6 +41,9 @@ class RLStrategy(Strategy):
     An infeasible trial gets a reward below every feasible one (lower the larger its violation), a FAILED
     trial the lowest; PRUNED trials (no values) teach nothing. Trials this strategy did not propose are
     learned from too, their values mapped to the nearest bins.
+
+    A draw of the policy that was proposed or told before is drawn again (up to 100 times, then a
+    uniform draw of an unseen point), so no evaluation is spent twice on one point.
 
     Args:
         lr: learning rate of the logits.
@@ -96,6 +100,7 @@ class RLStrategy(Strategy):
         self._baseline: float | None = None
         self._lo = self._hi = np.zeros(0)
         self._front = np.zeros((0, 0))
+        self._seen: set[Any] = set()
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         super().setup(space, objectives)
@@ -114,6 +119,7 @@ class RLStrategy(Strategy):
         m = len(objectives)
         self._lo, self._hi = np.full(m, np.inf), np.full(m, -np.inf)
         self._front = np.zeros((0, m))
+        self._seen = set()
 
     def _probabilities(self) -> np.ndarray:
         theta, starts, seg = self._theta, self._starts, self._segment
@@ -135,13 +141,21 @@ class RLStrategy(Strategy):
         cdf = np.cumsum(self._probabilities())
         n = len(self._starts)
         last = np.append(self._starts[1:], len(cdf)) - 1
+        allowed: dict[str, Any] | None = None  # the last allowed draw of the policy
         for _ in range(_MAX_DRAWS):
             target = np.arange(n) + self._rng.random(n)
             index = np.clip(np.searchsorted(cdf, target, side="right"), self._starts, last) - self._starts
             params = {name: actions[k] for name, actions, k in zip(space, self._actions, index.tolist())}
             if not space.is_forbidden(params):
-                return Suggestion(params)
-        return Suggestion(space.sample(self._rng))
+                if self.repeats or self.key(params) not in self._seen:
+                    self._seen.add(self.key(params))
+                    return Suggestion(params)
+                allowed = params
+        params = sample_new(space, self._rng, () if self.repeats else self._seen, key=self.key, tries=1000)
+        if allowed is not None and self.key(params) in self._seen:
+            params = allowed  # nothing unseen is left: the policy's own choice, evaluated again
+        self._seen.add(self.key(params))
+        return Suggestion(params)
 
     def tell(self, trial: Trial) -> None:
         if trial.state is TrialState.PRUNED or (trial.state is TrialState.COMPLETE and trial.values is None):
@@ -152,6 +166,7 @@ class RLStrategy(Strategy):
             ]
         except (KeyError, ValueError, TypeError):
             return  # not a point of this space
+        self._seen.add(self.key(trial.params))
         r = self._reward(trial)
         advantage = 0.0 if self._baseline is None else r - self._baseline
         self._baseline = (

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from search._base import Strategy, StrategyExhausted, Suggestion
+from search._base import Canonical, Strategy, StrategyExhausted, Suggestion
 from search._pareto import hypervolume, pareto_trials
 from search._space import Space
 from search._storage import InMemoryStorage, Storage, StorageError
@@ -32,7 +32,10 @@ class Study:
     numbers that must contain every objective's name (other metrics are stored too). A missing,
     NaN or infinite objective value makes the trial FAILED with that reason; the strategy then sees a
     failed trial, never a NaN. ``annotate(params)``, when given, adds JSON-ready attributes to each
-    new trial (a supernet search stores the canonical arch this way).
+    new trial (a supernet search stores the canonical arch this way). ``canonical``, when given, maps
+    params to a hashable identity (the canonical architecture): the strategy then never proposes a point
+    whose identity has been proposed or told before, while unseen ones remain; ``repeats=True`` lets it
+    propose points again (repeated measurements of a noisy objective).
 
     Example:
         >>> from search import Choice, Objective, RandomStrategy, Space, Study
@@ -52,6 +55,8 @@ class Study:
         constraints: Sequence[Constraint] = (),
         storage: Storage | None = None,
         annotate: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        canonical: Canonical | None = None,
+        repeats: bool = False,
     ) -> None:
         if not objectives:
             raise ValueError("a study needs at least one objective")
@@ -67,6 +72,7 @@ class Study:
         self._enqueued: deque[Suggestion] = deque()
         self._rerun: deque[Trial] = deque()
         self._n_told = 0
+        strategy.configure(canonical=canonical, repeats=repeats)
         strategy.setup(space, self.objectives)
         if self.storage.count():
             self._check_same_study()

@@ -315,3 +315,66 @@ def test_a_space_smaller_than_the_budget(case):
         assert sorted(keys) == [(1, 0), (1, 1), (2, 0), (2, 1)]
     else:
         assert len(keys) == 12 and set(keys) <= {(1, 0), (1, 1), (2, 0), (2, 1)} and len(set(keys)) >= 3
+
+
+# -- no evaluation spent twice -------------------------------------------------------------------------
+# 300 points, 252 candidates: when ``a`` is 0, ``b`` changes nothing (an unused choice, as a skipped layer's
+# kernel in a supernet), so points that differ only there are one canonical candidate.
+NINE_TENTHS = Space(
+    {
+        "a": Choice([0, 1, 2, 3, 4]),
+        "b": Choice(["p", "q", "r", "s", "t"]),
+        "c": Integer(0, 5),
+        "d": Choice([True, False]),
+    }
+)
+
+
+def canonical(params) -> tuple:
+    return (params["a"], None if params["a"] == 0 else params["b"], params["c"], params["d"])
+
+
+@pytest.mark.parametrize("case", IDS)
+@pytest.mark.parametrize("with_canonical", [False, True], ids=["points", "canonical"])
+def test_no_point_is_proposed_twice_while_unseen_ones_remain(case, with_canonical):
+    key = canonical if with_canonical else (lambda p: tuple(p.values()))
+    study = make_study(case, space=NINE_TENTHS, canonical=canonical if with_canonical else None)
+    study.enqueue({"a": 0, "b": "p", "c": 1, "d": True})
+    study.enqueue({"a": 2, "b": "q", "c": 3, "d": False})
+    run(study, flaky, n=70)  # failed trials included: a point that failed is not tried again either
+    seen = [(key(t.params), t.fidelity) for t in study.trials]
+    assert len(seen) == 70
+    assert len(set(seen)) == len(seen), [k for k in seen if seen.count(k) > 1][:5]
+    if with_canonical:  # the enqueued twin of a canonical candidate is never proposed
+        assert all(
+            key(t.params) != (0, None, 1, True)
+            for t in study.trials[2:]
+            if t.fidelity == study.trials[0].fidelity
+        )
+    # a configuration first proposed at any fidelity is new: it has not been seen at any other fidelity
+    first = {}
+    for t in study.trials:
+        first.setdefault(key(t.params), t.number)
+    rung0 = [t for t in study.trials if t.attrs.get("rung", 0) == 0]
+    assert all(first[key(t.params)] == t.number for t in rung0)
+
+
+@pytest.mark.parametrize("case", IDS)
+def test_a_small_space_is_covered_before_any_point_repeats(case):
+    space = Space({"a": Choice([1, 2, 3]), "b": Integer(0, 2)})
+    study = run(make_study(case, space=space), n=9)
+    keys = [tuple(t.params.values()) for t in study.trials if t.attrs.get("rung", 0) == 0]
+    assert len(set(keys)) == len(keys) >= 3
+
+
+def test_repeats_are_proposed_only_when_asked_for():
+    space = Space({"a": Integer(0, 19)})
+
+    def keys(repeats: bool) -> list:
+        study = make_study("random", space=space, repeats=repeats)
+        run(study, n=20)
+        assert study.strategy.repeats is repeats
+        return [t.params["a"] for t in study.trials]
+
+    assert sorted(keys(False)) == list(range(20))
+    assert len(set(keys(True))) < 20  # 20 uniform draws of 20 values: all distinct with probability 2e-8
