@@ -6,18 +6,6 @@ Example:
     True
 """
 
-from nas.data._loaders import (
-    AVAILABLE_DATASETS,
-    DatasetError,
-    DataSplits,
-    from_datasets,
-    load_cifar10,
-    load_dataset,
-    load_digits,
-    load_digits_hard,
-)
-from nas.report._importance import group_importance, param_importance
-from nas.report._report import ReportError, ReportFiles, write_report
 from nas._errors import RunError
 from nas.data import (
     AVAILABLE_DATASETS,
@@ -51,9 +39,29 @@ from nas.run import (
     reexport,
     verify_onnx,
 )
-from nas.spaces import Arch, Subnet, Supernet, SupernetSpec, arch_key, make_divisible
+from nas.spaces import (
+    Arch,
+    ElasticSupernet,
+    SearchSpace,
+    SpaceError,
+    Subnet,
+    Supernet,
+    SupernetSpec,
+    arch_key,
+    make_divisible,
+    space_for_input,
+    space_from_dict,
+    space_to_dict,
+)
 from nas.sustainability import Budgets, SearchTracker
-from nas.training import TrainResult, augment_batch, evaluate_error, evaluate_subnet, recalibrate_bn, train_supernet
+from nas.training import (
+    TrainResult,
+    augment_batch,
+    evaluate_error,
+    evaluate_subnet,
+    recalibrate_bn,
+    train_supernet,
+)
 
 __all__ = [
     "AVAILABLE_DATASETS",
@@ -64,6 +72,7 @@ __all__ = [
     "ConfigError",
     "DataSplits",
     "DatasetError",
+    "ElasticSupernet",
     "EvaluationPool",
     "EvaluatorRecipe",
     "Experiment",
@@ -74,6 +83,8 @@ __all__ = [
     "RunError",
     "SearchConfig",
     "SearchResult",
+    "SearchSpace",
+    "SpaceError",
     "SearchTracker",
     "Subnet",
     "Supernet",
@@ -99,6 +110,9 @@ __all__ = [
     "predict_latency",
     "read_metadata",
     "recalibrate_bn",
+    "space_for_input",
+    "space_from_dict",
+    "space_to_dict",
     "reexport",
     "train_supernet",
     "verify_onnx",

@@ -323,7 +323,7 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     from nas.data._loaders import dataset_shape
     from nas.run._config import load_config
     from nas.run._lut import measure_table
-    from nas.spaces._mobilenet import SupernetSpec
+    from nas.spaces import SpaceError, space_for_input
 
     overrides = {
         k: v for k, v in (("data.name", args.dataset), ("data.root", args.data_root)) if v is not None
@@ -338,7 +338,12 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UsageError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     in_channels, image_size, num_classes = dataset_shape(config.data.name, root=config.data.root)
-    spec = SupernetSpec.for_input(in_channels, image_size, num_classes, **config.supernet.spec_overrides())
+    try:
+        spec = space_for_input(config.space.name, in_channels, image_size, num_classes, config.space_options())
+    except SpaceError as e:
+        raise UsageError(str(e)) from None
+    if not spec.supports_lut:
+        raise UsageError(f"space {config.space.name!r} defines no lookup-table parts: measure latencies instead")
     input_shape = tuple(profile.input_shape or (in_channels, image_size, image_size))
     print(f"measuring every part of the search space on this machine with profile {profile.name!r} ...")
 
@@ -387,10 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return USAGE_ERROR
     from hardware_profiles import ProfileError
+    from nas._errors import RunError
     from nas.data._loaders import DatasetError
     from nas.run._config import ConfigError
     from nas.run._distributed import ClusterError
-    from nas._errors import RunError
     from profilers import LutError
     from search import StorageError
 

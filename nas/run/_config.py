@@ -19,6 +19,7 @@ __all__ = [
     "ExecutionConfig",
     "SearchConfig",
     "SearchSection",
+    "SpaceConfig",
     "SupernetConfig",
     "TrackingConfig",
     "data_root",
@@ -178,6 +179,25 @@ class SupernetConfig(_Section):
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
+class SpaceConfig(_Section):
+    """Which search space: a built-in family (``mobilenet``, ``vit``) or a user's class ``"package.module:Class"``."""
+
+    name: str = "mobilenet"
+    #: the space's own options, passed to its ``for_input`` (e.g. ``{preset: cifar}`` or ``{embed_choices: [64, 96]}``)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _resolvable(cls, v: str) -> str:
+        from nas.spaces import SpaceError, resolve_space
+
+        try:
+            resolve_space(v)
+        except SpaceError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
 class SearchSection(_Section):
     """The search itself: strategy, budget, objectives, constraints."""
 
@@ -324,12 +344,27 @@ class SearchConfig(_Section):
     threads: int = Field(default=0, ge=0, description="torch threads for training; 0 = all cores")
     profile: str = "local-cpu"
     data: DataConfig = DataConfig()
+    space: SpaceConfig = SpaceConfig()
     supernet: SupernetConfig = SupernetConfig()
     search: SearchSection = SearchSection()
     evaluation: EvalConfig = EvalConfig()
     budget: BudgetConfig = BudgetConfig()
     tracking: TrackingConfig = TrackingConfig()
     execution: ExecutionConfig = ExecutionConfig()
+
+    def space_options(self) -> dict[str, Any]:
+        """The space's options: ``space.options``, with the MobileNet choices of the ``supernet`` section."""
+        return {**self.supernet.spec_overrides(), **self.space.options}
+
+    @model_validator(mode="after")
+    def _mobilenet_keys_only_for_mobilenet(self) -> SearchConfig:
+        overrides = self.supernet.spec_overrides()
+        if overrides and self.space.name != "mobilenet":
+            raise ValueError(
+                f"supernet.{sorted(overrides)[0]} shapes the mobilenet space; space {self.space.name!r} takes "
+                "its choices in space.options"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

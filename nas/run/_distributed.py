@@ -52,8 +52,7 @@ from hardware_profiles import HardwareProfile
 from nas.data._loaders import DataSplits
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._export import EXPORTERS
-from nas.spaces._mobilenet import SupernetSpec
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces import ElasticSupernet, space_from_dict, space_to_dict
 from search import Trial
 
 if TYPE_CHECKING:
@@ -104,7 +103,7 @@ class EvaluatorRecipe:
     """Everything a worker needs to build a :class:`~nas.CandidateEvaluator`: picklable, sent once per worker.
 
     Attributes:
-        spec: The supernet's spec as JSON-ready data (``SupernetSpec.to_dict()``).
+        spec: The supernet's space as JSON-ready data (:func:`nas.spaces.space_to_dict`).
         state_dict: The trained supernet's weights and buffers, on the CPU.
         member_states: Those of the further members of an ensemble (``supernet.members``), if any.
         data: The dataset splits (batch-norm recalibration uses ``train``, scoring uses ``val``).
@@ -135,9 +134,9 @@ class EvaluatorRecipe:
 
     def __post_init__(self) -> None:
         try:
-            SupernetSpec.from_dict(self.spec)
+            space_from_dict(self.spec)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"spec must be a SupernetSpec.to_dict() dict: {e}") from None
+            raise ValueError(f"spec must be a space_to_dict() dict: {e}") from None
         if (
             not isinstance(self.calib_samples, int)
             or isinstance(self.calib_samples, bool)
@@ -162,7 +161,7 @@ class EvaluatorRecipe:
     @classmethod
     def from_supernet(
         cls,
-        supernet: Supernet | Sequence[Supernet],
+        supernet: ElasticSupernet | Sequence[ElasticSupernet],
         *,
         data: DataSplits,
         profile: HardwareProfile,
@@ -172,10 +171,10 @@ class EvaluatorRecipe:
     ) -> EvaluatorRecipe:
         """The recipe of an evaluator of ``supernet``, or of the members of an ensemble (weights copied to the
         CPU)."""
-        members = (supernet,) if isinstance(supernet, Supernet) else tuple(supernet)
+        members = (supernet,) if isinstance(supernet, ElasticSupernet) else tuple(supernet)
         states = [{k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()} for m in members]
         return cls(
-            spec=members[0].spec.to_dict(),
+            spec=space_to_dict(members[0].space),
             state_dict=states[0],
             member_states=tuple(states[1:]),
             data=data,
@@ -212,10 +211,10 @@ class EvaluatorRecipe:
             work_dir: Folder for temporary ONNX files; a new temporary folder by default.
         """
         lock = measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile)
-        spec = SupernetSpec.from_dict(self.spec)
+        space = space_from_dict(self.spec)
         members = []
         for state in (self.state_dict, *self.member_states):
-            supernet = Supernet(spec, seed=0)
+            supernet = space.build_supernet(seed=0)
             supernet.load_state_dict(dict(state))
             members.append(supernet.eval())
         return CandidateEvaluator(

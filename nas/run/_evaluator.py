@@ -20,8 +20,7 @@ from nas._errors import RunError
 from nas.data._loaders import DataSplits
 from nas.run._export import export_onnx
 from nas.run._lut import predict_latency
-from nas.spaces._mobilenet import Arch, SupernetSpec, arch_key
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces import Arch, ElasticSupernet, SearchSpace, arch_key
 from nas.training._evaluate import ImageDataset, evaluate_error, finetune, recalibrate_bn
 from profilers import (
     EnergyMeterError,
@@ -64,7 +63,7 @@ class CandidateEvaluator:
     def __init__(
         self,
         *,
-        supernet: Supernet | Sequence[Supernet],
+        supernet: ElasticSupernet | Sequence[ElasticSupernet],
         data: DataSplits,
         profile: HardwareProfile,
         calib_samples: int = 512,
@@ -88,15 +87,17 @@ class CandidateEvaluator:
                 f"latency_mode 'predict' needs a lookup table; profile {profile.name!r} has none"
             )
         #: the supernets that score a candidate: one, or the members of an ensemble
-        self.members: tuple[Supernet, ...] = (
-            (supernet,) if isinstance(supernet, Supernet) else tuple(supernet)
+        self.members: tuple[ElasticSupernet, ...] = (
+            (supernet,) if isinstance(supernet, ElasticSupernet) else tuple(supernet)
         )
         if not self.members:
             raise ValueError("at least one supernet is needed")
-        if any(m.spec != self.members[0].spec for m in self.members):
+        if any(m.space != self.members[0].space for m in self.members):
             raise ValueError("the members of an ensemble must share one supernet spec")
         self.supernet = self.members[0]
-        self.spec: SupernetSpec = self.supernet.spec
+        #: the search space of the supernet(s); ``spec`` is the same object under its older name
+        self.space: SearchSpace = self.supernet.space
+        self.spec: SearchSpace = self.space
         self.data = data
         self.profile = profile
         self.calib_samples = calib_samples

@@ -27,8 +27,7 @@ from nas.run._config import (
 )
 from nas.run._evaluator import CandidateEvaluator, load_lut
 from nas.run._front import ModelRecord, export_front, member_checkpoint, write_outputs
-from nas.spaces._mobilenet import SupernetSpec
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
 from nas.training._train import train_supernet
 from profilers import (
@@ -88,6 +87,7 @@ class Experiment:
         config: SearchConfig,
         *,
         data: DataSplits | None = None,
+        space: SearchSpace | type[SearchSpace] | None = None,
         reporter: Any | None = None,
         resume: bool = False,
         run_dir: str | Path | None = None,
@@ -98,6 +98,7 @@ class Experiment:
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
         self.resume = resume
         self._data = data
+        self._space = space
         self.reporter = reporter if reporter is not None else _SilentReporter()
         self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
         self.constraints = [Constraint.parse(c) for c in config.search.constraints]
@@ -121,6 +122,15 @@ class Experiment:
         )
 
     # -- set-up --------------------------------------------------------------------------------------
+    def build_space(self, data: DataSplits) -> SearchSpace:
+        """The search space sized for ``data``: the one passed to the constructor, else the config's."""
+        cfg = self.config
+        space = self._space if self._space is not None else cfg.space.name
+        try:
+            return space_for_input(space, data.in_channels, data.image_size, data.num_classes, cfg.space_options())
+        except SpaceError as e:
+            raise ConfigError(str(e)) from None
+
     def prepare_run_dir(self) -> None:
         """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten).
 
@@ -209,15 +219,15 @@ class Experiment:
                     f"supernet.shift must be smaller than the images ({data.image_size} pixels for "
                     f"{data.name}), got {cfg.supernet.shift}"
                 )
-            spec = SupernetSpec.for_input(
-                data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
+            spec = self.build_space(data)
+            space_json = json.dumps(
+                {"space": space_ref(spec), "supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2
             )
-            space_json = json.dumps({"supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2)
             old_space = self.run_dir / "space.json"
             if (
                 self.resume
                 and old_space.is_file()
-                and json.loads(old_space.read_text()) != json.loads(space_json)
+                and {"space": "mobilenet", **json.loads(old_space.read_text())} != json.loads(space_json)
             ):
                 raise RunError(f"cannot resume {self.run_dir}: its search space differs from this config's")
             (self.run_dir / "space.json").write_text(space_json)
@@ -227,16 +237,16 @@ class Experiment:
         members_count = cfg.supernet.members
         epochs = cfg.supernet.epochs
         self.reporter.start_training(epochs * members_count, members=members_count)
-        members: list[Supernet] = []
+        members: list[ElasticSupernet] = []
+        # only what differs from a plain initialisation, so that spaces without the option still build
+        init_options = {"zero_init_residual": True} if cfg.supernet.zero_init_residual else {}
         stopped_in_training = False
         trained_epochs = 0
         with tracker.phase("supernet_training"):
             # Members train one after another; member k is seeded ``seed + k`` (member 0 is the plain
             # supernet, so one member trains exactly as without an ensemble).
             for k in range(members_count):
-                supernet = Supernet(
-                    spec, seed=cfg.seed + k, zero_init_residual=cfg.supernet.zero_init_residual
-                )
+                supernet = spec.build_supernet(seed=cfg.seed + k, **init_options)
                 members.append(supernet)
 
                 def on_epoch(
@@ -311,6 +321,7 @@ class Experiment:
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
             storage.set_meta("config", cfg.model_dump(mode="json"))
             storage.set_meta("supernet", spec.to_dict())
+            storage.set_meta("space", space_ref(spec))
             storage.set_meta("profile", self.profile.name)
             finished = sum(tr.state.finished for tr in study.trials)
             finished_numbers = {tr.number for tr in study.trials if tr.state.finished}
@@ -388,7 +399,7 @@ class Experiment:
         return result
 
     def _objectives_with_reference(
-        self, storage: SQLiteStorage, evaluator: CandidateEvaluator, spec: SupernetSpec
+        self, storage: SQLiteStorage, evaluator: CandidateEvaluator, spec: SearchSpace
     ) -> list[Objective]:
         """Objectives with their hypervolume reference: the stored one when resuming, else measured."""
         stored = {o.get("name"): o.get("reference") for o in storage.get_meta("objectives") or []}
@@ -436,7 +447,7 @@ def _checkpoint_epochs(path: Path) -> int:
     return int(ckpt.get("epoch", 0))
 
 
-def _sandwich_macs(supernet: Supernet, input_shape: tuple[int, ...], num_random: int) -> float:
+def _sandwich_macs(supernet: ElasticSupernet, input_shape: tuple[int, ...], num_random: int) -> float:
     """MACs of one sample's forward passes in one sandwich step: largest, smallest and the random archs.
 
     The random archs are counted at the mean of the largest and smallest (their expected size is close).

@@ -22,8 +22,7 @@ from nas.run._config import (
 )
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._export import export_onnx, verify_onnx
-from nas.spaces._mobilenet import Arch, SupernetSpec, arch_key
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces import Arch, ElasticSupernet, arch_key, space_from_dict, space_ref
 from nas.training._evaluate import evaluate_error
 from search import (
     SQLiteStorage,
@@ -119,7 +118,8 @@ def export_model(
         "hwnas.validation_error": json.dumps(validation_error),
         "hwnas.member": str(member),
         "hwnas.export_finetune_steps": str(evaluator.export_finetune_steps),
-        "hwnas.supernet": json.dumps(evaluator.spec.to_dict()),
+        "hwnas.space": space_ref(evaluator.space),
+        "hwnas.supernet": json.dumps(evaluator.space.to_dict()),
         "hwnas.dataset": data.name,
         "hwnas.input_shape": json.dumps(list(data.input_shape)),
         "hwnas.normalize": json.dumps({"mean": list(data.mean), "std": list(data.std)}),
@@ -207,7 +207,7 @@ def member_checkpoint(run_dir: Path, member: int) -> Path:
     return run_dir / ("supernet.pt" if member == 0 else f"supernet-{member}.pt")
 
 
-def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, tuple[Supernet, ...]]:
+def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, tuple[ElasticSupernet, ...]]:
     """The config, data and trained supernets of a run directory: one, or ``supernet.members`` of them."""
     from nas.run._config import ConfigError, load_config
 
@@ -230,8 +230,9 @@ def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits,
             )
         try:
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            spec = SupernetSpec.from_dict(ckpt["config"]["spec"])
-            supernet = Supernet(spec, seed=config.seed + k)
+            stored = ckpt["config"]
+            space = space_from_dict({"space": stored.get("space", "mobilenet"), "options": stored["spec"]})
+            supernet = space.build_supernet(seed=config.seed + k)
             supernet.load_state_dict(ckpt["model"])
         except Exception as e:  # noqa: BLE001 - a damaged file, whatever torch raises: say so in one line
             raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None

@@ -27,99 +27,21 @@ from torch import nn
 
 from hardware_profiles import HardwareProfile
 from nas.run._export import export_onnx
-from nas.spaces._mobilenet import Arch, SupernetSpec
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces._protocol import Arch, SearchSpace
+from nas.spaces._registry import space_ref
 from profilers import LatencyTable, OnnxRuntimeLatency
 
-__all__ = ["arch_parts", "distinct_parts", "measure_table", "predict_latency"]
+__all__ = ["arch_parts", "measure_table", "predict_latency"]
 
 
-def _out(size: int, stride: int) -> int:
-    # every conv pads kernel // 2, so the output size depends on the stride only
-    return (size - 1) // stride + 1
+def arch_parts(space: SearchSpace, arch: Mapping[str, Any], input_shape: Sequence[int]) -> list[str]:
+    """The lookup-table part keys of ``arch`` (see :meth:`SearchSpace.arch_parts`)."""
+    return space.arch_parts(arch, input_shape)
 
-
-def arch_parts(spec: SupernetSpec, arch: Mapping[str, Any], input_shape: Sequence[int]) -> list[str]:
-    """The part keys a model of ``arch`` is made of, in order (a key repeats for repeated parts).
-
-    Example:
-        >>> spec = SupernetSpec()
-        >>> parts = arch_parts(spec, spec.smallest_arch(), (1, 8, 8))
-        >>> parts[0], parts[-1]
-        ('stem|c=1|out=8|s=1|hw=8x8', 'head|in=24|out=64|classes=10|hw=2x2')
-    """
-    c, h, w = (int(d) for d in input_shape)
-    stem, stages, head = spec.channels(float(arch["width"]))
-    h, w = _out(h, spec.stem_stride), _out(w, spec.stem_stride)
-    parts = [f"stem|c={c}|out={stem}|s={spec.stem_stride}|hw={h}x{w}"]
-    in_ch = stem
-    for s in range(spec.num_stages):
-        for b in range(int(arch["depth"][s])):
-            stride = spec.stage_strides[s] if b == 0 else 1
-            k, e = int(arch["kernel"][s][b]), int(arch["expand"][s][b])
-            parts.append(f"block|in={in_ch}|out={stages[s]}|s={stride}|k={k}|e={e}|hw={h}x{w}")
-            h, w = _out(h, stride), _out(w, stride)
-            in_ch = stages[s]
-    parts.append(f"head|in={in_ch}|out={head}|classes={spec.num_classes}|hw={h}x{w}")
-    return parts
-
-
-def distinct_parts(spec: SupernetSpec, input_shape: Sequence[int]) -> dict[str, tuple[Any, ...]]:
-    """Every part any arch of ``spec`` can contain, with what is needed to build it.
-
-    Values are ``("stem", width)``, ``("block", width, stage, index, kernel, expand)`` or ``("head", width,
-    last stage)`` and the part's input shape ``(C, H, W)`` as the last element.
-    """
-    c, h0, w0 = (int(d) for d in input_shape)
-    out: dict[str, tuple[Any, ...]] = {}
-    for width in spec.width_choices:
-        stem, stages, head = spec.channels(float(width))
-        h, w = _out(h0, spec.stem_stride), _out(w0, spec.stem_stride)
-        out[f"stem|c={c}|out={stem}|s={spec.stem_stride}|hw={h}x{w}"] = ("stem", width, (c, h0, w0))
-        in_ch = stem
-        for s in range(spec.num_stages):
-            # The first block of a stage changes channels and stride; the others repeat one shape.
-            for b in range(min(2, max(spec.depth_choices))):
-                stride = spec.stage_strides[s] if b == 0 else 1
-                block_in = in_ch if b == 0 else stages[s]
-                for k in spec.kernel_choices:
-                    for e in spec.expand_choices:
-                        key = f"block|in={block_in}|out={stages[s]}|s={stride}|k={k}|e={e}|hw={h}x{w}"
-                        out[key] = ("block", width, s, b, k, e, (block_in, h, w))
-                h, w = _out(h, stride), _out(w, stride)
-            in_ch = stages[s]
-            # A stage of depth d ends at the same size whatever d is; any stage may be the last one.
-        out[f"head|in={in_ch}|out={head}|classes={spec.num_classes}|hw={h}x{w}"] = (
-            "head", width, spec.num_stages - 1, (in_ch, h, w),
-        )  # fmt: skip
-    return out
-
-
-class _Head(nn.Module):
-    def __init__(self, head: nn.Module, classifier: nn.Module) -> None:
-        super().__init__()
-        self.head, self.pool, self.classifier = head, nn.AdaptiveAvgPool2d(1), classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.head(x)), 1))
-
-
-def build_part(supernet: Supernet, how: tuple[Any, ...]) -> tuple[nn.Module, tuple[int, int, int]]:
-    """The static module of one part (as :func:`distinct_parts` describes it) and its input shape."""
-    spec = supernet.spec
-    kind, width = how[0], float(how[1])
-    stem, stages, head = spec.channels(width)
-    if kind == "stem":
-        return supernet.stem.static(spec.in_channels, stem).eval(), how[-1]
-    if kind == "block":
-        _, _, s, b, k, e, shape = how
-        return supernet._block(s, b).static(shape[0], stages[s], k, e).eval(), shape
-    shape = how[-1]
-    return _Head(supernet.head.static(shape[0], head), supernet.classifier.static(head)).eval(), shape
 
 
 def measure_table(
-    spec: SupernetSpec,
+    spec: SearchSpace,
     profile: HardwareProfile,
     input_shape: Sequence[int],
     *,
@@ -137,13 +59,15 @@ def measure_table(
 
     Returns the table and the calibration archs with their measured and predicted latency.
     """
-    supernet = Supernet(spec, seed=seed).eval()
+    if not spec.supports_lut:
+        raise ValueError(f"space {space_ref(spec)!r} defines no lookup-table parts (arch_parts, distinct_parts, build_part)")
+    supernet = spec.build_supernet(seed=seed).eval()
     # Parts take tens of microseconds: many more runs than a whole model needs keep their medians stable.
     profile = dataclasses.replace(
         profile, timed_runs=max(profile.timed_runs, timed_runs), warmup_runs=max(profile.warmup_runs, 20)
     )
     latency = OnnxRuntimeLatency.from_profile(profile)
-    parts = distinct_parts(spec, input_shape)
+    parts = spec.distinct_parts(input_shape)
     sample = tuple(int(d) for d in input_shape)
     rng = np.random.default_rng(seed)
     archs = [spec.largest_arch(), spec.smallest_arch()] + [
@@ -151,7 +75,7 @@ def measure_table(
     ]
     models: list[tuple[str, nn.Module, tuple[int, ...]]] = [("empty", _Empty(), sample)]
     for key, how in parts.items():
-        module, shape = build_part(supernet, how)
+        module, shape = spec.build_part(supernet, how)
         models.append((key, module, tuple(shape)))
     models += [(f"arch:{i}", supernet.subnet(arch).eval(), sample) for i, arch in enumerate(archs)]
     total = len(models) * (1 + rounds)
@@ -183,6 +107,7 @@ def measure_table(
             "threads": [profile.intra_op_threads, profile.inter_op_threads],
             "batch_size": profile.batch_size,
             "input_shape": list(sample),
+            "space": space_ref(spec),
             "supernet": spec.to_dict(),
             "machine": machine_id(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -224,6 +149,6 @@ def machine_id() -> dict[str, Any]:
     }
 
 
-def predict_latency(table: LatencyTable, spec: SupernetSpec, arch: Arch, input_shape: Sequence[int]) -> float:
+def predict_latency(table: LatencyTable, spec: SearchSpace, arch: Arch, input_shape: Sequence[int]) -> float:
     """Latency (ms) of ``arch`` predicted from ``table``."""
     return table.predict(arch_parts(spec, arch, input_shape))

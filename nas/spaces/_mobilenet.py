@@ -15,19 +15,17 @@ other, dropping the choices of inactive blocks.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key
 from search import Choice, Space
 
 __all__ = ["Arch", "SupernetSpec", "arch_key", "make_divisible"]
-
-Arch = dict[str, Any]
 
 
 def make_divisible(value: float, divisor: int = 4) -> int:
@@ -38,13 +36,8 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return new
 
 
-def arch_key(arch: Mapping[str, Any]) -> str:
-    """A canonical string for an arch, usable as a cache or database key."""
-    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
-
-
 @dataclass(frozen=True)
-class SupernetSpec:
+class SupernetSpec(SearchSpace):
     """Shape of the supernet and its elastic choices.
 
     The defaults suit 8x8 grayscale digits; :meth:`for_input` adapts stem stride to larger images.
@@ -56,6 +49,9 @@ class SupernetSpec:
         >>> spec.arch_from_params(spec.params_from_arch(spec.largest_arch())) == spec.largest_arch()
         True
     """
+
+    name: ClassVar[str] = "mobilenet"
+    input_sizes: ClassVar[tuple[int, ...]] = (8, 32, 224)
 
     in_channels: int = 1
     num_classes: int = 10
@@ -92,6 +88,18 @@ class SupernetSpec:
         )
         kwargs.update(overrides)
         return cls(**kwargs)
+
+    def build_supernet(self, *, seed: int = 0, zero_init_residual: bool = False) -> ElasticSupernet:
+        from nas.spaces._mobilenet_net import Supernet  # the network module imports this one
+
+        return Supernet(self, seed=seed, zero_init_residual=zero_init_residual)
+
+    def describe(self) -> str:
+        return (
+            f"elastic MobileNet: {self.num_stages} stages of {list(self.stage_channels)} channels, depth "
+            f"{list(self.depth_choices)}, kernel {list(self.kernel_choices)}, expand {list(self.expand_choices)}, "
+            f"width {list(self.width_choices)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -207,3 +215,81 @@ class SupernetSpec:
     def random_arch(self, rng: np.random.Generator) -> Arch:
         """Uniform over choices (not over distinct archs), as the sandwich rule samples."""
         return self.arch_from_params(self.search_space().sample(rng))
+
+    # -- lookup-table parts --------------------------------------------------------------------------
+    def arch_parts(self, arch: Mapping[str, Any], input_shape: Sequence[int]) -> list[str]:
+        """Stem, one key per active block, head; each key holds channels, stride, kernel, expand and the
+        spatial size it runs at.
+
+        Example:
+            >>> spec = SupernetSpec()
+            >>> parts = spec.arch_parts(spec.smallest_arch(), (1, 8, 8))
+            >>> parts[0], parts[-1]
+            ('stem|c=1|out=8|s=1|hw=8x8', 'head|in=24|out=64|classes=10|hw=2x2')
+        """
+        return _arch_parts(self, arch, input_shape)
+
+    def distinct_parts(self, input_shape: Sequence[int]) -> dict[str, tuple[Any, ...]]:
+        """Values are ``("stem", width)``, ``("block", width, stage, index, kernel, expand)`` or ``("head",
+        width, last stage)``, each followed by the part's input shape ``(C, H, W)``."""
+        return _distinct_parts(self, input_shape)
+
+    def build_part(self, supernet: ElasticSupernet, how: tuple[Any, ...]) -> tuple[Any, tuple[int, int, int]]:
+        from nas.spaces._mobilenet_net import Supernet, build_part
+
+        assert isinstance(supernet, Supernet)
+        return build_part(supernet, how)
+
+
+def _out(size: int, stride: int) -> int:
+    # every conv pads kernel // 2, so the output size depends on the stride only
+    return (size - 1) // stride + 1
+
+
+def _arch_parts(spec: SupernetSpec, arch: Mapping[str, Any], input_shape: Sequence[int]) -> list[str]:
+    """See :meth:`SupernetSpec.arch_parts`."""
+    c, h, w = (int(d) for d in input_shape)
+    stem, stages, head = spec.channels(float(arch["width"]))
+    h, w = _out(h, spec.stem_stride), _out(w, spec.stem_stride)
+    parts = [f"stem|c={c}|out={stem}|s={spec.stem_stride}|hw={h}x{w}"]
+    in_ch = stem
+    for s in range(spec.num_stages):
+        for b in range(int(arch["depth"][s])):
+            stride = spec.stage_strides[s] if b == 0 else 1
+            k, e = int(arch["kernel"][s][b]), int(arch["expand"][s][b])
+            parts.append(f"block|in={in_ch}|out={stages[s]}|s={stride}|k={k}|e={e}|hw={h}x{w}")
+            h, w = _out(h, stride), _out(w, stride)
+            in_ch = stages[s]
+    parts.append(f"head|in={in_ch}|out={head}|classes={spec.num_classes}|hw={h}x{w}")
+    return parts
+
+
+def _distinct_parts(spec: SupernetSpec, input_shape: Sequence[int]) -> dict[str, tuple[Any, ...]]:
+    """Every part any arch of ``spec`` can contain, with what is needed to build it.
+
+    Values are ``("stem", width)``, ``("block", width, stage, index, kernel, expand)`` or ``("head", width,
+    last stage)`` and the part's input shape ``(C, H, W)`` as the last element.
+    """
+    c, h0, w0 = (int(d) for d in input_shape)
+    out: dict[str, tuple[Any, ...]] = {}
+    for width in spec.width_choices:
+        stem, stages, head = spec.channels(float(width))
+        h, w = _out(h0, spec.stem_stride), _out(w0, spec.stem_stride)
+        out[f"stem|c={c}|out={stem}|s={spec.stem_stride}|hw={h}x{w}"] = ("stem", width, (c, h0, w0))
+        in_ch = stem
+        for s in range(spec.num_stages):
+            # The first block of a stage changes channels and stride; the others repeat one shape.
+            for b in range(min(2, max(spec.depth_choices))):
+                stride = spec.stage_strides[s] if b == 0 else 1
+                block_in = in_ch if b == 0 else stages[s]
+                for k in spec.kernel_choices:
+                    for e in spec.expand_choices:
+                        key = f"block|in={block_in}|out={stages[s]}|s={stride}|k={k}|e={e}|hw={h}x{w}"
+                        out[key] = ("block", width, s, b, k, e, (block_in, h, w))
+                h, w = _out(h, stride), _out(w, stride)
+            in_ch = stages[s]
+            # A stage of depth d ends at the same size whatever d is; any stage may be the last one.
+        out[f"head|in={in_ch}|out={head}|classes={spec.num_classes}|hw={h}x{w}"] = (
+            "head", width, spec.num_stages - 1, (in_ch, h, w),
+        )  # fmt: skip
+    return out

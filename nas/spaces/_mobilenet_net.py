@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from nas.spaces._mobilenet import Arch, SupernetSpec
 from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
+from nas.spaces._protocol import ElasticSupernet
 
 __all__ = ["InvertedResidual", "Subnet", "Supernet"]
 
@@ -149,7 +150,7 @@ class _DynamicBlock(nn.Module):
         )
 
 
-class Supernet(nn.Module):
+class Supernet(ElasticSupernet):
     """Weight-sharing MobileNetV2-style supernet over every arch of a spec.
 
     Weights are initialised from ``seed`` alone (the global random generator is neither read nor changed),
@@ -174,7 +175,7 @@ class Supernet(nn.Module):
 
     def __init__(self, spec: SupernetSpec, *, seed: int = 0, zero_init_residual: bool = False) -> None:
         super().__init__()
-        self.spec = spec
+        self.space: SupernetSpec = spec
         self.zero_init_residual = bool(zero_init_residual)
         stem, stages, head = self.max_channels
         self.stem = _ConvBN(DynamicConv2d(spec.in_channels, stem, 3, spec.stem_stride), stem, act=True)
@@ -198,10 +199,10 @@ class Supernet(nn.Module):
     @property
     def max_channels(self) -> tuple[int, list[int], int]:
         """(stem, per-stage, head) channels of the largest width: the sizes of the stored weights."""
-        sizes = [self.spec.channels(w) for w in self.spec.width_choices]
+        sizes = [self.space.channels(w) for w in self.space.width_choices]
         return (
             max(s[0] for s in sizes),
-            [max(s[1][i] for s in sizes) for i in range(self.spec.num_stages)],
+            [max(s[1][i] for s in sizes) for i in range(self.space.num_stages)],
             max(s[2] for s in sizes),
         )
 
@@ -228,8 +229,8 @@ class Supernet(nn.Module):
             if self.zero_init_residual:
                 # Blocks after the first of a stage have stride 1 and equal channels at every width: their
                 # output is always input + branch, so a zero scale makes the branch (and the block) vanish.
-                for s in range(self.spec.num_stages):
-                    for b in range(1, self.spec.max_depth):
+                for s in range(self.space.num_stages):
+                    for b in range(1, self.space.max_depth):
                         self._block(s, b).project.bn.weight.zero_()
 
     def _block(self, stage: int, index: int) -> _DynamicBlock:
@@ -237,9 +238,9 @@ class Supernet(nn.Module):
 
     def _resolve(self, arch: Mapping[str, Any] | None) -> tuple[Arch, tuple[int, list[int], int]]:
         if arch is None:
-            arch = self.spec.largest_arch()
-        self.spec.validate_arch(arch)
-        return copy.deepcopy(dict(arch)), self.spec.channels(float(arch["width"]))
+            arch = self.space.largest_arch()
+        self.space.validate_arch(arch)
+        return copy.deepcopy(dict(arch)), self.space.channels(float(arch["width"]))
 
     def forward(self, x: Tensor, arch: Mapping[str, Any] | None = None) -> Tensor:
         """Runs one arch on the shared weights.
@@ -256,7 +257,7 @@ class Supernet(nn.Module):
             # oneDNN trains these small depthwise nets about twice as fast on channels-last tensors.
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x, stem)
-        for s in range(self.spec.num_stages):
+        for s in range(self.space.num_stages):
             for b in range(arch["depth"][s]):
                 x = self._block(s, b)(x, stages[s], arch["kernel"][s][b], arch["expand"][s][b])
         x = self.head(x, head)
@@ -278,7 +279,7 @@ class Supernet(nn.Module):
         arch, (stem, stages, head) = self._resolve(arch)
         blocks: list[nn.Module] = []
         in_channels = stem
-        for s in range(self.spec.num_stages):
+        for s in range(self.space.num_stages):
             for b in range(arch["depth"][s]):
                 block = self._block(s, b)
                 blocks.append(
@@ -286,16 +287,41 @@ class Supernet(nn.Module):
                 )
                 in_channels = stages[s]
         net = Subnet(
-            self.stem.static(self.spec.in_channels, stem),
+            self.stem.static(self.space.in_channels, stem),
             nn.Sequential(*blocks),
             self.head.static(in_channels, head),
-            self.spec.dropout,
+            self.space.dropout,
             self.classifier.static(head),
             arch=arch,
-            spec=self.spec,
+            spec=self.space,
         )
         return net.train(self.training)
 
     def sample_arch(self, rng: np.random.Generator) -> Arch:
         """A random arch of this supernet's spec (uniform over choices); see ``SupernetSpec.random_arch``."""
-        return self.spec.random_arch(rng)
+        return self.space.random_arch(rng)
+
+
+class _Head(nn.Module):
+    """The head of a subnet as a lookup-table part: conv, pooling and classifier (dropout is off in eval)."""
+
+    def __init__(self, head: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.head, self.pool, self.classifier = head, nn.AdaptiveAvgPool2d(1), classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(torch.flatten(self.pool(self.head(x)), 1))
+
+
+def build_part(supernet: Supernet, how: tuple[Any, ...]) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The static module of one lookup-table part and its input shape (see ``SupernetSpec.distinct_parts``)."""
+    spec = supernet.space
+    kind, width = how[0], float(how[1])
+    stem, stages, head = spec.channels(width)
+    if kind == "stem":
+        return supernet.stem.static(spec.in_channels, stem).eval(), how[-1]
+    if kind == "block":
+        _, _, s, b, k, e, shape = how
+        return supernet._block(s, b).static(shape[0], stages[s], k, e).eval(), shape
+    shape = how[-1]
+    return _Head(supernet.head.static(shape[0], head), supernet.classifier.static(head)).eval(), shape

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Dataset, TensorDataset
 
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces._protocol import ElasticSupernet
 
 __all__ = ["evaluate_error", "evaluate_subnet", "finetune", "recalibrate_bn"]
 
@@ -42,7 +42,7 @@ def recalibrate_bn(
         batch_size: Images per forward pass.
 
     Example:
-        >>> from nas import SupernetSpec
+        >>> from nas import Supernet, SupernetSpec
         >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
         >>> net = Supernet(spec).subnet(spec.smallest_arch())
         >>> recalibrate_bn(net, TensorDataset(torch.randn(64, 1, 8, 8), torch.zeros(64, dtype=torch.long)))
@@ -109,7 +109,7 @@ def evaluate_error(
 
 
 def evaluate_subnet(
-    supernet: Supernet,
+    supernet: ElasticSupernet,
     arch: Mapping[str, Any],
     calib_data: ImageDataset,
     val_data: ImageDataset,
@@ -236,7 +236,7 @@ def finetune(
     learning rate from ``lr`` to 0. With ``steps == 0`` the model is returned untouched. Left in eval mode.
 
     Example:
-        >>> from nas import SupernetSpec
+        >>> from nas import Supernet, SupernetSpec
         >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
         >>> net = Supernet(spec).subnet(spec.smallest_arch())
         >>> data = TensorDataset(torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,)))

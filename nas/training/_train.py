@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nas.spaces._mobilenet_net import Supernet
+from nas.spaces._protocol import ElasticSupernet
+from nas.spaces._registry import space_ref
 
 __all__ = ["TrainResult", "augment_batch", "train_supernet"]
 
@@ -65,7 +66,7 @@ class TrainResult:
 
 
 def train_supernet(
-    supernet: Supernet,
+    supernet: ElasticSupernet,
     train_set: Dataset[tuple[torch.Tensor, int]],
     *,
     epochs: int,
@@ -126,7 +127,7 @@ def train_supernet(
 
     Example:
         >>> from torch.utils.data import TensorDataset
-        >>> from nas import SupernetSpec
+        >>> from nas import Supernet, SupernetSpec
         >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
         >>> data = TensorDataset(torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,)))
         >>> train_supernet(Supernet(spec), data, epochs=1, batch_size=16).epochs
@@ -173,7 +174,8 @@ def train_supernet(
         "fill": fills,
         "seed": seed,
         "num_samples": num_samples,
-        "spec": supernet.spec.to_dict(),
+        "space": space_ref(supernet.space),
+        "spec": supernet.space.to_dict(),
         # How the weights began: a resumed run must have begun the same way.
         "zero_init_residual": bool(getattr(supernet, "zero_init_residual", False)),
     }
@@ -267,7 +269,7 @@ def train_supernet(
 
 
 def _train_epoch(
-    supernet: Supernet,
+    supernet: ElasticSupernet,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -446,6 +448,7 @@ _LATER_SETTINGS: dict[str, Any] = {
     "flip": False,
     "fill": None,
     "zero_init_residual": False,
+    "space": "mobilenet",
 }
 
 

@@ -203,7 +203,7 @@ def test_the_module_imports_dask_only_inside_functions():
     [
         ({"calib_samples": 0}, "calib_samples must be an integer >= 1"),
         ({"exporter": "tflite"}, "exporter must be one of"),
-        ({"spec": {"stage_channels": [8], "stage_strides": [1, 2]}}, "spec must be a SupernetSpec.to_dict"),
+        ({"spec": {"stage_channels": [8], "stage_strides": [1, 2]}}, "spec must be a space_to_dict"),
     ],
 )
 def test_recipe_arguments_are_checked(change, message):

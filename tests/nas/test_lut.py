@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from hardware_profiles import load_profile
-from nas.run._lut import arch_parts, build_part, distinct_parts, measure_table, predict_latency
+from nas.run._lut import arch_parts, measure_table, predict_latency
 from nas.spaces._mobilenet import SupernetSpec
 from nas.spaces._mobilenet_net import Supernet
 from profilers._lut import LatencyTable, LutError, fit_linear
@@ -28,7 +28,7 @@ def spec() -> SupernetSpec:
 
 def test_every_arch_is_made_of_known_parts_with_the_shapes_it_really_runs_at():
     spec = SupernetSpec()  # the demo space: 1.35e12 archs, 186 parts
-    parts = distinct_parts(spec, (1, 8, 8))
+    parts = spec.distinct_parts((1, 8, 8))
     supernet = Supernet(spec, seed=0).eval()
     rng = np.random.default_rng(0)
     for _ in range(25):
@@ -54,7 +54,7 @@ def test_a_built_part_is_the_block_the_subnet_holds(spec):
     arch = spec.largest_arch()
     net = supernet.subnet(arch)
     key = arch_parts(spec, arch, (1, 8, 8))[2]  # the second block
-    part, shape = build_part(supernet, distinct_parts(spec, (1, 8, 8))[key])
+    part, shape = spec.build_part(supernet, spec.distinct_parts((1, 8, 8))[key])
     x = torch.randn(2, *shape)
     torch.testing.assert_close(part(x), net.blocks[1](x))
 
@@ -81,7 +81,7 @@ def test_predictions_are_exact_when_latency_is_additive(spec, monkeypatch):
 
     monkeypatch.setattr(OnnxRuntimeLatency, "measure", fake_measure)
     table, records = measure_table(spec, load_profile("local-cpu"), (1, 8, 8), calibration_archs=6, seed=1)
-    assert len(table.entries) == len(distinct_parts(spec, (1, 8, 8)))
+    assert len(table.entries) == len(spec.distinct_parts((1, 8, 8)))
     assert 0.01 < table.empty_ms < min(e["latency_ms"] for e in table.entries.values())
     for rec in records:
         assert rec["predicted_ms"] == pytest.approx(rec["measured_ms"], rel=1e-6)
@@ -89,7 +89,7 @@ def test_predictions_are_exact_when_latency_is_additive(spec, monkeypatch):
 
 
 def test_table_files_round_trip_and_bad_files_are_named(tmp_path, spec):
-    entries = {k: {"latency_ms": 0.01 + i * 1e-3} for i, k in enumerate(distinct_parts(spec, (1, 8, 8)))}
+    entries = {k: {"latency_ms": 0.01 + i * 1e-3} for i, k in enumerate(spec.distinct_parts((1, 8, 8)))}
     table = LatencyTable(entries, empty_ms=0.005, meta={"input_shape": [1, 8, 8]}).calibrated(
         [1, 2, 3], [4, 6, 8], [1.5, 2.6, 3.4]
     )

@@ -1,0 +1,132 @@
+"""Finding a space by name: the built-in families, or a user's class given as ``"package.module:Class"``."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from nas.spaces._protocol import REQUIRED_METHODS, SearchSpace
+
+__all__ = [
+    "BUILTIN_SPACES",
+    "SpaceError",
+    "builtin_space_names",
+    "resolve_space",
+    "space_for_input",
+    "space_from_dict",
+    "space_ref",
+    "space_to_dict",
+]
+
+#: Built-in families, imported only when used (the transformer family pulls in its own modules).
+BUILTIN_SPACES: dict[str, str] = {
+    "mobilenet": "nas.spaces._mobilenet:SupernetSpec",
+    "vit": "nas.spaces._vit:VitSpace",
+}
+
+
+class SpaceError(ValueError):
+    """A space that cannot be found or does not meet the protocol; the message says what to do."""
+
+
+def builtin_space_names() -> list[str]:
+    return list(BUILTIN_SPACES)
+
+
+def _import(ref: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise SpaceError(
+            f"space {ref!r} is neither a built-in space ({', '.join(BUILTIN_SPACES)}) nor a class given as "
+            "'package.module:Class'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SpaceError(f"space {ref!r}: cannot import module {module_name!r} ({e})") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SpaceError(f"space {ref!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_space_class(cls: Any, ref: str) -> type[SearchSpace]:
+    """``cls`` if it is a class meeting the protocol; else a :class:`SpaceError` naming what is missing."""
+    if not inspect.isclass(cls):
+        raise SpaceError(f"space {ref!r} is a {type(cls).__name__}, not a class")
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
+    abstract = sorted(getattr(cls, "__abstractmethods__", ()))
+    missing += [m for m in abstract if m not in missing]
+    if missing:
+        raise SpaceError(
+            f"space {ref!r} does not meet the search-space protocol: it lacks {', '.join(missing)} "
+            "(subclass nas.spaces.SearchSpace and define them)"
+        )
+    return cls  # type: ignore[no-any-return]
+
+
+def resolve_space(space: str | type[SearchSpace] | SearchSpace) -> type[SearchSpace]:
+    """The space class for a built-in name, a ``"module:Class"`` reference, a class or an instance."""
+    if isinstance(space, SearchSpace):
+        return type(space)
+    if inspect.isclass(space):
+        return check_space_class(space, f"{space.__module__}:{space.__qualname__}")
+    if not isinstance(space, str):
+        raise SpaceError(f"a space is a name, a 'module:Class' reference or a class, got {type(space).__name__}")
+    ref = BUILTIN_SPACES.get(space, space)
+    if ":" not in ref:
+        raise SpaceError(
+            f"unknown space {space!r}; built-in: {', '.join(BUILTIN_SPACES)}, or your own as 'package.module:Class'"
+        )
+    return check_space_class(_import(ref), space)
+
+
+def space_ref(space: SearchSpace) -> str:
+    """How configs and run directories name the space: its built-in name, else ``module:Class``."""
+    cls = type(space)
+    for name, ref in BUILTIN_SPACES.items():
+        if cls.name == name and ref == f"{cls.__module__}:{cls.__qualname__}":
+            return name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def space_for_input(
+    space: str | type[SearchSpace] | SearchSpace,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    options: Mapping[str, Any] | None = None,
+) -> SearchSpace:
+    """The space sized for a dataset; an instance is returned as it is (the user sized it)."""
+    if isinstance(space, SearchSpace):
+        return space
+    cls = resolve_space(space)
+    try:
+        built = cls.for_input(in_channels, image_size, num_classes, **dict(options or {}))
+    except (TypeError, ValueError) as e:
+        raise SpaceError(f"space {space if isinstance(space, str) else cls.__name__!r}: {e}") from None
+    if not isinstance(built, SearchSpace):
+        check_space_class(type(built), f"{type(built).__module__}:{type(built).__qualname__}")
+    return built
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """``{"space": ref, "options": ...}``: what :func:`space_from_dict` rebuilds the space from."""
+    return {"space": space_ref(space), "options": space.to_dict()}
+
+
+def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
+    """Inverse of :func:`space_to_dict`; a dict without ``"space"`` is a MobileNet spec (older runs)."""
+    if "space" not in data:
+        ref, options = "mobilenet", data
+    else:
+        ref, options = str(data["space"]), data.get("options", {})
+    cls = resolve_space(ref)
+    try:
+        return cls.from_dict(options)
+    except (TypeError, ValueError) as e:
+        raise SpaceError(f"space {ref!r} cannot be rebuilt from its stored options: {e}") from None
