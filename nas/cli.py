@@ -306,7 +306,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from nas.report._report import write_report
+    from nas.report import write_report
 
     files = write_report(args.runs, out_dir=args.out)
     print(f"report: {files.html} and {files.md}")

@@ -198,7 +198,7 @@ class Experiment:
             result = self._run(cfg, phase, tracker)
         finally:
             tracker.stop()
-        from nas.report._report import ReportError, write_report
+        from nas.report import ReportError, write_report
 
         try:
             write_report([self.run_dir])

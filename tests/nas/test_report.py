@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
-from nas.report._report import ReportError, ReportFiles, estimate_from_scratch, write_report
+from nas.report import ReportError, ReportFiles, estimate_from_scratch, write_report
 from search import (
     Choice,
     Float,

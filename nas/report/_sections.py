@@ -1,0 +1,446 @@
+"""The sections of a single run's report: header, models, energy and CO2e, training from scratch, importance."""
+
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from nas.report._analysis import hypervolume_curve, scratch
+from nas.report._doc import Cell, Doc, Link, Table, count, fmt, plural
+from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
+from nas.report._load import NOT_RECORDED, PHASES, Run, number, opt
+from nas.report._plots import (
+    energy_figure,
+    hypervolume_figure,
+    importance_figure,
+)
+from search import (
+    Objective,
+    TrialState,
+)
+
+__all__ = ["ROUGH_IMPORTANCE_TRIALS"]
+
+
+_MAX_FAILURES_SHOWN = 50
+
+
+#: Fewer complete trials than this make the importance figures rough; the report says so.
+ROUGH_IMPORTANCE_TRIALS = 50
+
+
+def _objective_header(o: Objective) -> str:
+    arrow = "↓" if o.direction == "minimize" else "↑"
+    unit = "" if not o.unit or o.name.endswith(f"_{o.unit}") else f" ({o.unit})"
+    return f"{o.name}{unit} {arrow}"
+
+
+def _counts(run: Run) -> str:
+    parts = [
+        f"{len(run.trials)} in all",
+        f"{run.count(TrialState.COMPLETE)} complete",
+        f"{run.count(TrialState.FAILED)} failed",
+        f"{run.count(TrialState.PRUNED)} pruned",
+    ]
+    if run.count(TrialState.RUNNING):
+        parts.append(f"{run.count(TrialState.RUNNING)} unfinished")
+    return ", ".join(parts)
+
+
+def _hardware(run: Run) -> str:
+    s = run.sustainability
+    hw = s.get("hardware") if s is not None and isinstance(s.get("hardware"), Mapping) else None
+    if hw is None and run.emissions:
+        last = run.emissions[-1]
+        hw = {
+            "cpu_model": last.get("cpu_model"),
+            "cpu_count": last.get("cpu_count"),
+            "gpu_model": last.get("gpu_model"),
+            "ram_gb": last.get("ram_total_size"),
+        }
+    if hw is None:
+        return NOT_RECORDED
+    parts = []
+    if hw.get("cpu_model"):
+        cores = hw.get("cpu_count")
+        parts.append(f"CPU {hw['cpu_model']}" + (f" ({int(cores)} cores)" if number(cores) else ""))
+    parts.append(f"GPU {hw['gpu_model']}" if hw.get("gpu_model") else "no GPU")
+    if number(hw.get("ram_gb")):
+        parts.append(f"{float(hw['ram_gb']):.3g} GB RAM")
+    return ", ".join(parts)
+
+
+def _section_header(doc: Doc, run: Run, *, level: int = 2) -> None:
+    cfg_search = run.config.get("search") if isinstance(run.config.get("search"), Mapping) else {}
+    strategy = run.strategy
+    if strategy == "nsga2" and cfg_search.get("population"):
+        strategy = f"nsga2 (population {cfg_search['population']})"
+    epochs = (
+        (run.config.get("supernet") or {}).get("epochs")
+        if isinstance(run.config.get("supernet"), Mapping)
+        else None
+    )
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in run.objectives)
+    facts = [
+        ("Run", f"{run.name} ({run.path})"),
+        ("Started", run.started),
+        ("Dataset", run.dataset),
+        ("Strategy", strategy),
+        ("Trials", _counts(run)),
+        ("Objectives", objectives),
+        ("Constraints", ", ".join(run.constraints) or "none"),
+        ("Hardware profile", run.profile),
+        ("Hardware", _hardware(run)),
+    ]
+    if epochs:
+        facts.insert(4, ("Supernet training", plural(int(epochs), "epoch")))
+    if run.timings:
+        wall = sum(v for k, v in run.timings.items() if "." not in k)
+        facts.append(("Wall-clock time", f"{wall / 60:.1f} min (timings.json)"))
+    doc.facts(facts)
+    for note in run.notes:
+        doc.para(note, note=True)
+    failed = [t for t in run.trials if t.state is TrialState.FAILED]
+    if failed:
+        doc.heading(f"Failed trials ({len(failed)})", level + 1)
+        shown = failed[:_MAX_FAILURES_SHOWN]
+        doc.table(
+            Table(["trial", "error"], [[str(t.number), t.error or "no error text recorded"] for t in shown])
+        )
+        if len(failed) > len(shown):
+            doc.para(f"{len(failed) - len(shown)} more failed trials are listed in trials.csv.", note=True)
+
+
+def _section_models(doc: Doc, run: Run, *, level: int = 2) -> None:
+    doc.heading(f"Pareto models ({len(run.models)})" if level == 2 else f"Pareto models of {run.name}", level)
+    if not run.models:
+        doc.para(
+            "No model was exported."
+            if run.pareto_recorded
+            else "pareto.json is missing: no model was exported.",
+            note=True,
+        )
+        return
+    extra = [k for k in ("params", "flops") if k not in run.names]
+    headers = ["id", *(_objective_header(o) for o in run.objectives)]
+    headers += [{"params": "params", "flops": "FLOPs"}[k] for k in extra]
+    # The model's own validation error, where it differs from the ranked one (an ensemble's mean, or a
+    # model fine-tuned before export).
+    own = any(
+        number(m.get("validation_error"))
+        and isinstance(m.get("metrics"), Mapping)
+        and number(m["metrics"].get("error"))
+        and abs(m["validation_error"] - m["metrics"]["error"]) > 1e-9
+        for m in run.models
+    )
+    headers += [
+        *(["model's validation error (%)"] if own else []),
+        "test error (%)",
+        "max |onnx − torch|",
+        "ONNX",
+    ]
+    rows, attrs = [], []
+    for m in run.models:
+        metrics = m.get("metrics") if isinstance(m.get("metrics"), Mapping) else {}
+        row: list[Cell] = [str(m["id"])]
+        row += [
+            fmt(metrics.get(n)) if n not in ("params", "flops") else count(metrics.get(n))
+            for n in run.names
+        ]
+        row += [count(metrics.get(k)) for k in extra]
+        if own:
+            row.append("n/a" if not number(m.get("validation_error")) else fmt(m.get("validation_error")))
+        row += [
+            "n/a" if m.get("test_error") is None else fmt(m.get("test_error")),
+            f"{m['max_abs_diff']:.1e}" if number(m.get("max_abs_diff")) else "n/a",
+        ]
+        onnx = m.get("onnx")
+        if isinstance(onnx, str) and onnx:
+            target = run.path / onnx
+            href = Path(os.path.relpath(target, doc.out_dir)).as_posix()
+            row.append(Link(onnx, href))
+        else:
+            row.append("not exported")
+        rows.append(row)
+        attrs.append(f'data-model="{html.escape(str(m["id"]), quote=True)}"')
+    numeric = [False] + [True] * (len(headers) - 2) + [False]
+    doc.table(Table(headers, rows, attrs, numeric))
+    doc.para("↓: lower is better, ↑: higher is better. Test error is measured on the held-out test split.")
+
+
+def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True, prefix: str = "") -> None:
+    doc.heading("Energy and CO2e" if level == 2 else f"Energy and CO2e of {run.name}", level)
+    s = run.sustainability
+    if s is None:
+        doc.para(
+            "Energy and CO2e: not recorded (this run has no sustainability.json)."
+            + (" The codecarbon records of emissions.csv are listed below." if run.emissions else ""),
+            note=True,
+        )
+        rows = [[k, f"{v:.1f}", NOT_RECORDED, NOT_RECORDED, NOT_RECORDED] for k, v in run.timings.items()]
+        if rows:
+            doc.para("Measured wall-clock time of each phase (timings.json):")
+            doc.table(
+                Table(
+                    ["phase", "duration (s)", "energy (kWh)", "CO2e (kg)", "method"],
+                    rows,
+                    numeric=[0, 1, 1, 1, 0],
+                )
+            )
+    else:
+        tracker = s.get("tracker") if isinstance(s.get("tracker"), Mapping) else {}
+        where = (
+            ", ".join(str(tracker[k]) for k in ("country_iso_code", "region") if tracker.get(k))
+            or NOT_RECORDED
+        )
+        tool = " ".join(str(tracker[k]) for k in ("tool", "version") if tracker.get(k)) or NOT_RECORDED
+        hw = s.get("hardware") if isinstance(s.get("hardware"), Mapping) else {}
+        sessions = f", {plural(int(s['sessions']), 'session')}" if number(s.get("sessions")) else ""
+        parts = tracker.get("components") if isinstance(tracker.get("components"), Mapping) else {}
+        components = ", ".join(f"{k}: {v}" for k, v in parts.items()) or NOT_RECORDED
+        doc.facts([
+            ("Tracker", f"{tool}, mode {tracker.get('mode') or NOT_RECORDED}{sessions}"),
+            ("Grid region", where),
+            ("Measured components", components),
+            ("Hardware", _hardware(run)),
+            ("Profile", str(hw.get("profile") or run.profile)),
+        ])  # fmt: skip
+        phases = [p for p in s.get("phases") or [] if isinstance(p, Mapping)]
+        order = {name: i for i, name in enumerate(PHASES)}
+        phases.sort(key=lambda p: order.get(str(p.get("name")), len(order)))
+        rows = []
+        for p in phases:
+            rows.append([
+                str(p.get("name", "?")), fmt(opt(p.get("duration_s"))), fmt(opt(p.get("energy_kwh"))),
+                fmt(opt(p.get("emissions_kg"))), str(p.get("method") or NOT_RECORDED),
+                fmt(opt(p.get("cpu_energy_kwh"))), fmt(opt(p.get("gpu_energy_kwh"))),
+                fmt(opt(p.get("ram_energy_kwh"))),
+            ])  # fmt: skip
+        total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
+        methods = sorted({str(p.get("method")) for p in phases if p.get("method")})
+        rows.append([
+            "total", fmt(opt(total.get("duration_s"))), fmt(opt(total.get("energy_kwh"))),
+            fmt(opt(total.get("emissions_kg"))), str(total.get("method") or " + ".join(methods) or NOT_RECORDED), "", "", "",
+        ])  # fmt: skip
+        headers = [
+            "phase",
+            "duration (s)",
+            "energy (kWh)",
+            "CO2e (kg)",
+            "method",
+            "CPU (kWh)",
+            "GPU (kWh)",
+            "RAM (kWh)",
+        ]
+        numeric = [False, True, True, True, False, True, True, True]
+        attrs = [f'data-phase="{html.escape(str(r[0]), quote=True)}"' for r in rows]
+        doc.table(Table(headers, rows, attrs, numeric))
+        fallbacks = [str(f) for f in tracker.get("fallbacks") or []]
+        if fallbacks:
+            doc.para("codecarbon fell back to estimates for what it could not measure:")
+            doc.bullets(fallbacks)
+        else:
+            doc.para("codecarbon recorded no fallback.")
+        inference = s.get("inference_energy") if isinstance(s.get("inference_energy"), Mapping) else {}
+        method = inference.get("method") or NOT_RECORDED
+        text = f"Energy per inference (energy_mj): {method}."
+        if inference.get("fallback_reason"):
+            text += f" Fallback: {inference['fallback_reason']}."
+        doc.para(text)
+        stopped = s.get("stopped_by")
+        if isinstance(stopped, Mapping):
+            doc.para(
+                f"The search was stopped by its {stopped.get('budget')} budget: "
+                f"{fmt(opt(stopped.get('value')))} reached the limit {fmt(opt(stopped.get('limit')))}.",
+                note=True,
+            )
+        if figures:
+            bars = [
+                (str(p.get("name")), opt(p.get("energy_kwh")), str(p.get("method") or NOT_RECORDED))
+                for p in phases
+            ]
+            bars_known = [(a, b, c) for a, b, c in bars if b is not None]
+            if bars_known:
+                doc.figure(
+                    f"{prefix}energy.png",
+                    energy_figure(bars_known),
+                    "Energy of each phase (kWh), with its method",
+                )
+    if run.emissions:
+        _emissions_table(doc, run)
+
+
+def _emissions_table(doc: Doc, run: Run) -> None:
+    rows = []
+    for i, r in enumerate(run.emissions or ()):
+        label = r.get("task_name") or f"session {i + 1}"
+        rows.append([
+            str(r.get("timestamp") or ""), str(label), fmt(opt(r.get("duration"))),
+            fmt(opt(r.get("energy_consumed"))), fmt(opt(r.get("emissions"))),
+            fmt(opt(r.get("cpu_energy"))), fmt(opt(r.get("gpu_energy"))), fmt(opt(r.get("ram_energy"))),
+            str(r.get("tracking_mode") or ""), str(r.get("country_iso_code") or ""),
+        ])  # fmt: skip
+    headers = ["timestamp", "record", "duration (s)", "energy (kWh)", "CO2e (kg)", "CPU (kWh)", "GPU (kWh)",
+               "RAM (kWh)", "tracking mode", "country"]  # fmt: skip
+    doc.table(
+        Table(headers, rows, numeric=[False, False, True, True, True, True, True, True, False, False]),
+        details=f"codecarbon records (emissions.csv, {plural(len(rows), 'row')})",
+    )
+
+
+def _section_scratch(doc: Doc, run: Run, *, level: int = 2) -> None:
+    title = "Without weight sharing (estimate)"
+    doc.heading(title if level == 2 else f"{title}: {run.name}", level)
+    estimate, reason = scratch(run)
+    if estimate is None:
+        doc.para(reason, note=True)
+        return
+    doc.para(
+        "Estimate of what training every distinct evaluated arch from scratch, for the same number of epochs "
+        "as the supernet, would have cost. Evaluating the candidates costs the same either way and is left out."
+    )
+    doc.pre(
+        "E_scratch(a) = E_epoch × epochs × MACs(a) / MACs_step\n"
+        f"E_epoch   = {estimate.energy_kwh_per_epoch:.4g} kWh per supernet epoch (measured during training)\n"
+        f"epochs    = {estimate.epochs}\n"
+        f"MACs_step = {estimate.macs_per_step_sample:.4g} (forward MACs of the subnets trained per sample "
+        "per step, sandwich rule)\n"
+        f"MACs(a)   = forward MACs of arch a, for each of the {estimate.n_archs} distinct evaluated archs"
+    )
+    kg = estimate.kg_per_kwh
+
+    def co2(kwh: float) -> str:
+        return NOT_RECORDED if kg is None else fmt(kwh * kg)
+
+    rows = [
+        [
+            f"train {estimate.n_archs} archs from scratch (estimate)",
+            fmt(estimate.energy_kwh),
+            co2(estimate.energy_kwh),
+        ],
+        ["train the supernet once", fmt(estimate.supernet_energy_kwh), co2(estimate.supernet_energy_kwh)],
+        ["saved by weight sharing", fmt(estimate.saved_kwh), co2(estimate.saved_kwh)],
+    ]
+    doc.table(Table(["", "energy (kWh)", "CO2e (kg)"], rows, numeric=[False, True, True]))
+    if math.isfinite(estimate.ratio) and estimate.ratio > 0:
+        doc.para(
+            f"Training from scratch would have cost {estimate.ratio:.3g}× the energy of training the supernet "
+            f"once: weight sharing saved {fmt(estimate.saved_kwh)} kWh"
+            + ("" if kg is None else f" and {fmt(estimate.saved_kwh * kg)} kg CO2e")
+            + f" ({100 * estimate.saved_kwh / estimate.energy_kwh:.3g}% of the from-scratch energy)."
+        )
+    else:
+        doc.para("The supernet training recorded no energy: no ratio can be given.", note=True)
+    if kg is not None:
+        doc.para(f"CO2e uses the emission intensity of the supernet training: {kg:.4g} kg CO2e per kWh.")
+    if estimate.n_without_macs:
+        doc.para(
+            f"{plural(estimate.n_without_macs, 'arch')} without recorded MACs (failed trials, or no MACs "
+            "measured) are not counted.",
+            note=True,
+        )
+    training = (run.sustainability or {}).get("training") or {}
+    if "completed_epochs" in training and training.get("completed_epochs") != estimate.epochs:
+        doc.para(
+            f"The supernet training finished {training.get('completed_epochs') or 'fewer'} of its "
+            f"{estimate.epochs} epochs (stopped by a budget): the estimate uses the recorded energy per epoch.",
+            note=True,
+        )
+
+
+def _section_importance(doc: Doc, run: Run, *, prefix: str = "") -> None:
+    doc.heading("Importance of the searched choices", 2)
+    done = run.complete
+    top = max((t.fidelity for t in done), default=1.0)
+    done = [t for t in done if t.fidelity == top]
+    per_param: dict[str, dict[str, float]] = {}
+    problems: list[str] = []
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        doc.para(
+            f"Too few trials: importance needs at least {MIN_IMPORTANCE_TRIALS} complete trials, "
+            f"this run has {len(done)}.",
+            note=True,
+        )
+        return
+    for o in run.objectives:
+        try:
+            per_param[o.name] = param_importance(done, o.name, space=run.space)
+        except ValueError as e:
+            problems.append(f"{o.name}: {e}")
+    for p in problems:
+        doc.para(p, note=True)
+    if not per_param:
+        return
+    grouped = {name: group_importance(imp) for name, imp in per_param.items()}
+    trivial = all(len(g) == len(per_param[n]) for n, g in grouped.items())
+    doc.para(
+        f"First-order functional ANOVA of a random forest (64 trees, seed 0) fitted on the encoded choices of "
+        f"the {len(done)} complete trials: each figure is the share of an objective's variance that a choice "
+        "explains alone; the figures of one objective sum to 1."
+        + (
+            ""
+            if trivial
+            else f" Choices are grouped by kind ({', '.join(sorted(next(iter(grouped.values()))))}): a group's "
+            "figure is the sum over its per-stage and per-block choices."
+        )
+    )
+    if len(done) < ROUGH_IMPORTANCE_TRIALS:
+        doc.para(
+            f"With {len(done)} trials the forest is a rough model (below {ROUGH_IMPORTANCE_TRIALS}): "
+            "read the order of the large figures, not small differences.",
+            note=True,
+        )
+    shown = per_param if trivial else grouped
+    doc.figure(f"{prefix}importance.png", importance_figure(shown), "Importance of each choice per objective")
+    names = list(next(iter(shown.values())))
+    objectives = list(shown)
+    rows = [[n, *(fmt(shown[o].get(n, 0.0), 3) for o in objectives)] for n in names]
+    doc.table(Table(["choice", *objectives], rows, numeric=[False] + [True] * len(objectives)))
+    if not trivial:
+        params = list(next(iter(per_param.values())))
+        rows = [[p, param_group(p), *(fmt(per_param[o].get(p, 0.0), 3) for o in objectives)] for p in params]
+        doc.table(
+            Table(
+                ["parameter", "group", *objectives], rows, numeric=[False, False] + [True] * len(objectives)
+            ),
+            details="Importance of each single parameter",
+        )
+
+
+def _section_hypervolume(
+    doc: Doc, runs: Sequence[Run], names: Sequence[str], reference: Sequence[float]
+) -> None:
+    doc.heading("Hypervolume")
+    curves, missing = [], []
+    for run, name in zip(runs, names):
+        curve, n_missing = hypervolume_curve(run, reference, name)
+        curves.append(curve)
+        missing.append((name, n_missing, len(curve.trials), curve.energy_kwh is not None))
+    ref_text = ", ".join(f"{o.name} = {r:.4g}" for o, r in zip(runs[0].objectives, reference))
+    source = runs[0].reference_source if len(runs) == 1 else "the worst of the runs' references"
+    doc.para(f"Reference point: {ref_text} ({source}). Only feasible trials count.")
+    if any(len(c.trials) for c in curves):
+        doc.figure(
+            "hypervolume.png", hypervolume_figure(curves), "Hypervolume over finished trials and over energy"
+        )
+    for name, n_missing, n, recorded in missing:
+        who = "" if len(runs) == 1 else f"{name}: "
+        if not recorded:
+            doc.para(
+                f"{who}Energy per trial was not recorded (no trial has attrs energy_kwh): "
+                "hypervolume over energy cannot be shown.",
+                note=True,
+            )
+        elif n_missing:
+            doc.para(f"{who}{n_missing} of {n} trials have no recorded energy and count as 0 kWh.", note=True)
+    methods = sorted(
+        {str(t.attrs["energy_method"]) for r in runs for t in r.trials if t.attrs.get("energy_method")}
+    )
+    if methods:
+        doc.para(f"Energy per trial (attrs energy_kwh): {', '.join(methods)}.")
+    if len(runs) == 1 and len(curves[0].hypervolume):
+        doc.para(f"Final hypervolume: {curves[0].hypervolume[-1]:.6g}.")
