@@ -11,6 +11,12 @@
 - Size: :func:`count_params_and_flops`.
 - Lookup tables: :class:`LatencyTable` predicts a model's latency from per-part latencies measured on the
   target device, so a search can run away from it.
+- A new device from a few measurements: :func:`fit_latency_transfer` predicts its latency for any arch from
+  N measured archs and the latency tables of other devices (:class:`LatencyTransfer`, with its
+  leave-one-out error in :class:`TransferFit`).
+- INT8 as deployed: :func:`quantize_int8` statically quantizes an ONNX float model (QDQ, per-channel weights,
+  calibrated on given images) and keeps its metadata; :func:`compare_int8_accuracy` compares the top-1
+  error of the float and int8 models.
 
 Measurements on one device never overlap (:func:`device_lock`). This package never imports ``search`` or
 ``nas``, and imports ONNX Runtime, ONNX, PyTorch and pynvml only when a measurement needs them.
@@ -41,42 +47,68 @@ from profilers._lut import LatencyTable, LutError, fit_linear
 from profilers._memory import MEMORY_METHODS, MIB, MemoryResult, estimate_peak_memory
 from profilers._nvml import NvmlEnergy
 from profilers._onnxruntime import OnnxRuntimeLatency, device_lock
+from profilers._quantize import (
+    PRECISION_METADATA_KEY,
+    QUANTIZATION_METADATA_KEY,
+    Int8Accuracy,
+    QuantizedModel,
+    compare_int8_accuracy,
+    quantize_int8,
+)
 from profilers._quiet import GatedTiming, QuietGate
 from profilers._rapl import RaplEnergy
 from profilers._torch import TorchLatency
+from profilers._transfer import (
+    MIN_TRANSFER_POINTS,
+    LatencyTransfer,
+    TransferError,
+    TransferFit,
+    fit_latency_transfer,
+)
 
 __all__ = [
     "COUNTED_OPS",
     "ENERGY_METHODS",
     "MEMORY_METHODS",
     "MIB",
+    "MIN_TRANSFER_POINTS",
+    "PRECISION_METADATA_KEY",
+    "QUANTIZATION_METADATA_KEY",
     "CpuTdp",
     "EnergyMeterError",
     "EnergyProfiler",
     "EnergyResult",
     "EstimatedEnergy",
     "GatedTiming",
+    "Int8Accuracy",
     "JsonValue",
     "LatencyProfiler",
     "LatencyResult",
     "LatencyTable",
+    "LatencyTransfer",
     "LutError",
     "MeasurementCache",
     "MemoryResult",
     "ModelCost",
     "NvmlEnergy",
     "OnnxRuntimeLatency",
+    "QuantizedModel",
     "QuietGate",
     "RaplEnergy",
     "Runner",
     "TorchLatency",
+    "TransferError",
+    "TransferFit",
+    "compare_int8_accuracy",
     "count_params_and_flops",
     "cpu_model_name",
     "device_lock",
     "energy_profiler_from_profile",
     "estimate_peak_memory",
+    "fit_latency_transfer",
     "fit_linear",
     "latency_profiler_from_profile",
     "lookup_cpu_tdp",
     "measure_energy",
+    "quantize_int8",
 ]
