@@ -39,12 +39,13 @@ OBJECTIVE_UNITS: dict[str, str] = {
     "params": "count",
     "flops": "FLOPs",
 }
-DATASET_NAMES = ("digits", "digits-hard", "cifar10")
+DATASET_NAMES = ("digits", "digits-hard", "cifar10", "folder")
 #: Options of each built-in dataset's loader that ``data.options`` may set (``limit`` has its own key).
 DATASET_OPTIONS: dict[str, tuple[str, ...]] = {
     "digits": ("val_fraction", "test_fraction"),
     "digits-hard": ("val_fraction", "test_fraction", "copies", "noise"),
     "cifar10": ("val_fraction",),
+    "folder": ("val_fraction", "test_fraction", "augment", "min_scale", "cache_mb", "stats_images"),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -95,6 +96,10 @@ class DataConfig(_Section):
     name: str = "digits"
     root: str | None = None
     limit: int | None = Field(default=None, gt=0)
+    #: side the images of a ``folder`` dataset are resized and cropped to (32 when unset)
+    image_size: int | None = Field(default=None, ge=4)
+    #: DataLoader processes that decode a ``folder`` dataset's training images (0: the training process)
+    workers: int = Field(default=0, ge=0)
     #: Further options of the dataset's loader, e.g. ``{copies: 8}`` for digits-hard (the loader checks
     #: their values when the data is read).
     options: dict[str, int | float] = Field(default_factory=dict)
@@ -120,11 +125,12 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _root_exists(self) -> DataConfig:
-        if self.name == "cifar10":
+        if self.image_size is not None and self.name != "folder":
+            raise ValueError(f"data.image_size applies to the folder dataset; {self.name} has a fixed size")
+        if self.name in ("cifar10", "folder"):
             if self.root is None:
-                raise ValueError(
-                    "dataset cifar10 needs 'root': the folder holding cifar-10-batches-py (nothing is downloaded)"
-                )
+                what = "cifar-10-batches-py" if self.name == "cifar10" else "one sub-folder of images per class"
+                raise ValueError(f"dataset {self.name} needs 'root': the folder holding {what} (nothing is downloaded)")
             if not Path(self.root).expanduser().is_dir():
                 raise ValueError(f"dataset root {self.root!r} is not a folder")
         return self
@@ -443,6 +449,7 @@ RESUMABLE_CHANGES = (
     "name",
     "out",
     "evaluation.export_finetune_steps",
+    "data.workers",
 )
 
 
@@ -488,7 +495,12 @@ def data_root(cfg: SearchConfig) -> str | None:
 
 
 def loader_options(cfg: SearchConfig) -> dict[str, Any]:
-    """The loader's options a config sets: ``data.options``, and ``data.limit`` for cifar10."""
-    limit = {"limit": cfg.data.limit} if cfg.data.name == "cifar10" and cfg.data.limit else {}
-    return {**cfg.data.options, **limit}
+    """The loader's options a config sets: ``data.options``, ``data.limit`` for cifar10 and folder, and
+    ``data.image_size`` and ``data.workers`` for folder."""
+    d = cfg.data
+    limit = {"limit": d.limit} if d.name in ("cifar10", "folder") and d.limit else {}
+    folder = {"workers": d.workers} if d.name == "folder" else {}
+    if d.name == "folder" and d.image_size is not None:
+        folder["image_size"] = d.image_size
+    return {**d.options, **limit, **folder}
 

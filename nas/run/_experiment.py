@@ -16,7 +16,7 @@ import yaml
 
 from hardware_profiles import load_profile
 from nas._errors import RunError
-from nas.data._loaders import DataSplits, load_dataset
+from nas.data import DataSplits, load_dataset
 from nas.run._config import (
     OBJECTIVE_UNITS,
     ConfigError,
@@ -219,6 +219,13 @@ class Experiment:
                     f"supernet.shift must be smaller than the images ({data.image_size} pixels for "
                     f"{data.name}), got {cfg.supernet.shift}"
                 )
+            if getattr(data.train, "trains_augmented", False) and (cfg.supernet.shift or cfg.supernet.flip):
+                raise ConfigError(
+                    f"dataset {data.name!r} already augments training images (random resized crop and flip); "
+                    "set supernet.shift: 0 and supernet.flip: false, or data.options.augment: 0"
+                )
+            # what a model of this run expects and answers: classes, shape, pixel scale and normalisation
+            (self.run_dir / "data.json").write_text(json.dumps(data.describe(), indent=2))
             spec = self.build_space(data)
             space_json = json.dumps(
                 {"space": space_ref(spec), "supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2
@@ -261,7 +268,9 @@ class Experiment:
                 try:
                     trained = train_supernet(
                         supernet,
-                        data.train,
+                        # image folders hand the loop augmented crops, decoded by data.workers processes
+                        getattr(data.train, "for_training", data.train),
+                        **({"workers": cfg.data.workers} if cfg.data.workers else {}),
                         **cfg.supernet.train_kwargs(),
                         fill=data.black,
                         seed=cfg.seed + k,

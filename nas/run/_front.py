@@ -14,7 +14,7 @@ import torch
 
 from hardware_profiles import load_profile
 from nas._errors import RunError
-from nas.data._loaders import DataSplits, load_dataset
+from nas.data import DataSplits, load_dataset
 from nas.run._config import (
     SearchConfig,
     data_root,
@@ -123,6 +123,9 @@ def export_model(
         "hwnas.dataset": data.name,
         "hwnas.input_shape": json.dumps(list(data.input_shape)),
         "hwnas.normalize": json.dumps({"mean": list(data.mean), "std": list(data.std)}),
+        # input = (pixel / pixel_scale - mean) / std; output k is class_names[k]
+        "hwnas.pixel_scale": json.dumps(float(data.pixel_scale)),
+        "hwnas.class_names": json.dumps(list(data.class_names)),
         "hwnas.profile": evaluator.profile.name,
     }
     path = export_onnx(model, target, data.input_shape, metadata=metadata, exporter=evaluator.exporter)

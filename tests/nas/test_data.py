@@ -1,4 +1,5 @@
-"""Tests of nas.data._loaders: the digits and CIFAR-10 loaders, custom datasets and the name dispatch."""
+"""Tests of nas.data: the digits and CIFAR-10 loaders, custom datasets and the name dispatch (image folders:
+test_folder_data.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from nas.data._loaders import (
+from nas.data import (
     AVAILABLE_DATASETS,
     DatasetError,
     DataSplits,
@@ -39,6 +40,10 @@ def test_digits_shape_and_sizes(digits: DataSplits) -> None:
     assert digits.input_shape == (1, 8, 8)
     assert (digits.in_channels, digits.image_size, digits.num_classes) == (1, 8, 10)
     assert digits.class_names == tuple(str(i) for i in range(10))
+    assert digits.pixel_scale == 16.0  # digits' pixels are 0..16
+    info = digits.describe()
+    assert info["class_names"] == list(digits.class_names) and info["pixel_scale"] == 16.0
+    assert info["sizes"] == {"train": len(digits.train), "val": len(digits.val), "test": len(digits.test)}
     sizes = (len(digits.train), len(digits.val), len(digits.test))
     assert sum(sizes) == 1797
     assert sizes == (1079, 359, 359)  # about 60/20/20
@@ -226,6 +231,7 @@ def test_cifar_shapes_labels_and_names(cifar_dir: Path) -> None:
     assert splits.name == "cifar10"
     assert splits.input_shape == (3, 32, 32) and splits.num_classes == 10
     assert splits.class_names == tuple(_NAMES)
+    assert splits.pixel_scale == 255.0
     assert (len(splits.train), len(splits.val), len(splits.test)) == (90, 10, 20)
     image, label = splits.train[0]
     assert image.dtype == torch.float32 and tuple(image.shape) == (3, 32, 32)
@@ -360,6 +366,7 @@ def test_from_datasets_custom() -> None:
     assert splits.num_classes == 3 and splits.test is None
     assert splits.mean == (0.0, 0.0) and splits.std == (1.0, 1.0)
     assert splits.class_names == ("0", "1", "2")
+    assert splits.pixel_scale == 1.0  # images taken as given
     assert "squares" in repr(splits) and "train=12" in repr(splits)
     assert from_datasets(_Squares(12), _Squares(6), _Squares(6), num_classes=5).num_classes == 5
 
@@ -417,7 +424,7 @@ def test_from_datasets_rejects_inconsistent_splits() -> None:
 
 
 def test_load_dataset_dispatch(cifar_dir: Path) -> None:
-    assert AVAILABLE_DATASETS == ("digits", "digits-hard", "cifar10")
+    assert AVAILABLE_DATASETS == ("digits", "digits-hard", "cifar10", "folder")
     digits = load_dataset("digits", seed=2, val_fraction=0.25)
     assert len(digits.val) == round(0.25 * 1797)
     cifar = load_dataset("CIFAR10", root=cifar_dir.parent, limit=5)
@@ -426,7 +433,7 @@ def test_load_dataset_dispatch(cifar_dir: Path) -> None:
 
 def test_load_dataset_errors() -> None:
     with pytest.raises(
-        DatasetError, match="unknown dataset 'mnist'; valid names: digits, digits-hard, cifar10"
+        DatasetError, match="unknown dataset 'mnist'; valid names: digits, digits-hard, cifar10, folder"
     ):
         load_dataset("mnist")
     with pytest.raises(DatasetError, match="needs root"):
@@ -445,7 +452,7 @@ def test_dataset_error_is_a_value_error() -> None:
 
 def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
     from nas import load_config
-    from nas.data._loaders import dataset_shape
+    from nas.data import dataset_shape
 
     assert dataset_shape("digits-hard") == (1, 10, 10)
     assert load_config(None, {"data.name": "digits-hard"}).data.name == "digits-hard"
@@ -455,11 +462,12 @@ def test_config_dataset_options_are_exactly_the_loaders() -> None:
     import inspect
 
     from nas.run._config import DATASET_NAMES, DATASET_OPTIONS
-    from nas.data._loaders import _LOADERS
+    from nas.data._registry import _LOADERS
 
     assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS)
     for name, options in DATASET_OPTIONS.items():
-        params = set(inspect.signature(_LOADERS[name]).parameters) - {"root", "seed", "limit"}
+        # limit, image_size and workers have keys of their own in the data section
+        params = set(inspect.signature(_LOADERS[name]).parameters) - {"root", "seed", "limit", "image_size", "workers"}
         assert set(options) == params, name
 
 
