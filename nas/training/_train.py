@@ -7,6 +7,11 @@ smaller archs' loss. ``average_last`` ends training with the uniform mean of the
 part of the schedule (stochastic weight averaging) instead of the last step's weights. ``shift`` and
 ``flip`` augment each batch (random translation, random horizontal flip) before every arch sees it.
 
+Training runs on ``device`` (see :mod:`nas.training._device`) in ``precision`` (autocast; a gradient scaler
+for fp16), and data-parallel over the ranks of an initialised ``torch.distributed`` process group (see
+:mod:`nas.training._distributed_train`). Checkpoints hold CPU tensors, so a run trained on a GPU resumes or
+exports on a machine without one.
+
 Randomness is explicit and local: the batch order, the sampled archs, dropout and the augmentation of
 epoch ``e`` are drawn from generators seeded from ``(seed, e)``, never from state carried over from earlier
 epochs. That makes a run resumed from any epoch's checkpoint bit-identical (on CPU) to one that never
@@ -18,28 +23,45 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from nas.spaces._protocol import ElasticSupernet
 from nas.spaces._registry import space_ref
+from nas.training._checkpoint import (
+    _LATER_SETTINGS,  # noqa: F401 - the benchmarks read it from here
+    CHECKPOINT_FORMAT,
+    check_config,
+    load_checkpoint,
+    save_checkpoint,
+    to_cpu,
+)
+from nas.training._device import grad_scaler, prepare_model, resolve_device, resolve_precision
+from nas.training._distributed_train import broadcast_model, current_context
+from nas.training._loader import batches_on, train_loader
+from nas.training._step import (
+    BatchCallback,
+    EpochCallback,
+    batch_reporter,
+    end_of_epoch,
+    sandwich_step,
+    train_epoch,
+)
 
-__all__ = ["TrainResult", "augment_batch", "train_supernet"]
-
-_CHECKPOINT_FORMAT = 1
-
-#: ``on_epoch(epoch, total, loss, seconds)``: epochs done so far (1-based), epochs in all, mean loss of the
-#: largest arch over that epoch, and its wall time in seconds.
-EpochCallback = Callable[[int, int, float, float], None]
+__all__ = [
+    "BatchCallback",
+    "EpochCallback",
+    "TrainResult",
+    "augment_batch",
+    "sandwich_step",
+    "train_supernet",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,10 @@ def train_supernet(
     seed: int = 0,
     checkpoint_path: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_batch: BatchCallback | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    workers: int = 0,
 ) -> TrainResult:
     """Trains ``supernet`` in place with the sandwich rule and in-place distillation.
 
@@ -93,10 +119,17 @@ def train_supernet(
     With ``checkpoint_path``, a checkpoint (model, optimizer, scheduler, epoch, per-epoch losses and times)
     is written atomically after every epoch. If the file already exists, training resumes after its last
     epoch (a finished training only loads the weights and returns); it must come from a call with the same
-    settings, or ``ValueError`` says which differ.
+    settings, or ``ValueError`` says which differ. Checkpoints are written with CPU tensors and read onto
+    the training device, so training may resume on another device.
+
+    Data-parallel: when a ``torch.distributed`` process group with more than one process is initialised (as
+    ``torchrun`` and :func:`~nas.training._distributed_train.init_distributed` do), every rank trains on its
+    share of each batch of ``batch_size`` images (the schedule is the same as in one process), ranks draw the
+    same archs, gradients are averaged every step, and only rank 0 writes the checkpoint and calls
+    ``on_epoch`` and ``on_batch``.
 
     Args:
-        supernet: The supernet to train; its device is used for the computation.
+        supernet: The supernet to train; it is moved to ``device``.
         train_set: Dataset of ``(image, label)``, ``image`` a float tensor ``C x H x W`` and ``label`` an int.
         epochs: Number of passes over ``train_set``.
         batch_size: Images per step.
@@ -121,6 +154,12 @@ def train_supernet(
             ``Supernet``).
         checkpoint_path: Where to checkpoint and resume from; ``None`` disables both.
         on_epoch: Called after every epoch as ``on_epoch(epoch, total, loss, seconds)``.
+        on_batch: Called after every step with a :class:`~nas.training._log.BatchProgress` (images/s, ETA).
+        device: Where to train: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``; ``None`` (the
+            default) keeps the supernet where it is.
+        precision: ``auto``, ``bf16``, ``fp16`` or ``fp32`` (see :func:`~nas.training._device.resolve_precision`;
+            ``auto`` is fp32 on the CPU).
+        workers: Data-loader worker processes (0: load in this process).
 
     Returns:
         A :class:`TrainResult`.
@@ -142,6 +181,7 @@ def train_supernet(
         or not 0.0 <= distill <= 1.0
         or not 0.0 <= average_last <= 1.0
         or shift < 0
+        or workers < 0
     ):
         raise ValueError(
             "train_supernet needs epochs >= 1, batch_size >= 1, num_random >= 0, seed >= 0, lr > 0, "
@@ -179,9 +219,20 @@ def train_supernet(
         # How the weights began: a resumed run must have begun the same way.
         "zero_init_residual": bool(getattr(supernet, "zero_init_residual", False)),
     }
-    device = next(supernet.parameters()).device
-    # A lone sample in the last batch would make batch norm fail; drop it (it is reshuffled next epoch).
-    drop_last = num_samples > batch_size and num_samples % batch_size == 1
+    device = next(supernet.parameters()).device if device is None else resolve_device(device)
+    precision = resolve_precision(precision, device)
+    channels_last = prepare_model(supernet, device, precision)
+    scaler = grad_scaler(device, precision)
+    ctx = current_context()
+    if ctx.active and min(batch_size, num_samples) < 2 * ctx.world_size:
+        raise ValueError(
+            f"data-parallel training over {ctx.world_size} processes needs batches of at least "
+            f"{2 * ctx.world_size} images (2 per process, for batch norm), got {min(batch_size, num_samples)}"
+        )
+    # A last batch with a lone sample on some process would make batch norm fail: drop it (it is reshuffled
+    # next epoch).
+    rest = num_samples % batch_size
+    drop_last = num_samples > batch_size and 0 < rest < 2 * ctx.world_size
     steps_per_epoch = num_samples // batch_size if drop_last else math.ceil(num_samples / batch_size)
     total_steps = epochs * steps_per_epoch
 
@@ -195,9 +246,9 @@ def train_supernet(
     average = _WeightAverage(supernet, first_step=total_steps - round(average_last * total_steps))
     start_epoch, epoch_losses, epoch_seconds = 0, [], []
     last_distill = math.nan
-    checkpoint = _load_checkpoint(checkpoint_path, device)
+    checkpoint = load_checkpoint(checkpoint_path, device)
     if checkpoint is not None:
-        _check_config(checkpoint["config"], config, checkpoint_path)
+        check_config(checkpoint["config"], config, checkpoint_path)
         supernet.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -207,6 +258,10 @@ def train_supernet(
         last_distill = float(checkpoint["distill_loss"])
         if "average" in checkpoint:
             average.load_state_dict(checkpoint["average"])
+        if scaler is not None and "scaler" in checkpoint:
+            scaler.load_state_dict(checkpoint["scaler"])
+    if ctx.active:
+        broadcast_model(supernet)  # identical starting weights whatever each rank loaded or seeded
 
     rng_devices = [device] if device.type != "cpu" else []
     with torch.random.fork_rng(devices=rng_devices, device_type=device.type):
@@ -214,23 +269,41 @@ def train_supernet(
             started = time.perf_counter()
             states = np.random.SeedSequence([seed, epoch]).generate_state(4)
             loader_seed, arch_seed, dropout_seed, augment_seed = (int(v) for v in states)
-            torch.manual_seed(dropout_seed)
-            loader = DataLoader(
+            torch.manual_seed(dropout_seed + ctx.rank)  # ranks see other images: other dropout masks too
+            loader = train_loader(
                 train_set,
                 batch_size=batch_size,
-                shuffle=True,
+                seed=loader_seed,
                 drop_last=drop_last,
-                generator=torch.Generator().manual_seed(loader_seed),
+                device=device,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                workers=workers,
             )
-            batches = _to_device(loader, device)
+            batches = batches_on(loader, device, channels_last=channels_last)
             if shift or flip:
                 augment_rng = torch.Generator().manual_seed(augment_seed)
                 batches = (
                     (augment_batch(x, augment_rng, shift=shift, flip=flip, fill=fills), y) for x, y in batches
                 )
-            arch_rng = np.random.default_rng(arch_seed)
-            loss, last_distill = _train_epoch(
-                supernet, batches, optimizer, scheduler, num_random, distill, arch_rng, average
+            arch_rng = np.random.default_rng(arch_seed)  # the same on every rank: the same archs
+            report = None
+            if on_batch is not None and ctx.is_main:
+                report = batch_reporter(on_batch, epoch + 1, epochs, steps_per_epoch, ctx.world_size, started)
+            loss, last_distill = train_epoch(
+                supernet,
+                batches,
+                optimizer,
+                scheduler,
+                num_random,
+                distill,
+                arch_rng,
+                average.update,
+                device=device,
+                precision=precision,
+                scaler=scaler,
+                ctx=ctx,
+                on_step=report,
             )
             epoch_losses.append(loss)
             epoch_seconds.append(time.perf_counter() - started)
@@ -238,24 +311,26 @@ def train_supernet(
                 # The trained supernet is the average: the last checkpoint holds it, so whatever loads the
                 # run's weights later (a re-export, a resumed finished run) gets the scored model.
                 average.copy_to_model()
-            if checkpoint_path is not None:
-                _save_checkpoint(
+            if checkpoint_path is not None and ctx.is_main:
+                save_checkpoint(
                     checkpoint_path,
-                    {
-                        "format": _CHECKPOINT_FORMAT,
-                        "config": config,
-                        "epoch": epoch + 1,
-                        "model": supernet.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "epoch_losses": epoch_losses,
-                        "epoch_seconds": epoch_seconds,
-                        "distill_loss": last_distill,
-                        **({"average": average.state_dict()} if average.active else {}),
-                    },
+                    to_cpu(
+                        {
+                            "format": CHECKPOINT_FORMAT,
+                            "config": config,
+                            "epoch": epoch + 1,
+                            "model": supernet.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "epoch_losses": epoch_losses,
+                            "epoch_seconds": epoch_seconds,
+                            "distill_loss": last_distill,
+                            **({"average": average.state_dict()} if average.active else {}),
+                            **({"scaler": scaler.state_dict()} if scaler is not None else {}),
+                        }
+                    ),
                 )
-            if on_epoch is not None:
-                on_epoch(epoch + 1, epochs, loss, epoch_seconds[-1])
+            end_of_epoch(on_epoch, ctx, device, (epoch + 1, epochs, loss, epoch_seconds[-1]))
     supernet.eval()
     return TrainResult(
         epochs=epochs,
@@ -266,44 +341,6 @@ def train_supernet(
         epoch_seconds=tuple(epoch_seconds),
         resumed_from=start_epoch,
     )
-
-
-def _train_epoch(
-    supernet: ElasticSupernet,
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    num_random: int,
-    distill: float,
-    rng: np.random.Generator,
-    average: _WeightAverage,
-) -> tuple[float, float]:
-    """One epoch of sandwich steps; returns mean (cross-entropy of the largest, KL of the others)."""
-    spec = supernet.spec
-    largest, smallest = spec.largest_arch(), spec.smallest_arch()
-    supernet.train()
-    ce_sum = kd_sum = 0.0
-    seen = kd_terms = 0
-    for x, y in batches:
-        optimizer.zero_grad(set_to_none=True)
-        logits = supernet(x, largest)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        teacher = logits.detach().softmax(dim=1)
-        # Backward after each arch: gradients accumulate while only one graph is alive at a time.
-        for arch in [smallest] + [spec.random_arch(rng) for _ in range(num_random)]:
-            student = supernet(x, arch).log_softmax(dim=1)
-            kd = F.kl_div(student, teacher, reduction="batchmean")
-            sub_loss = kd if distill == 1.0 else distill * kd + (1.0 - distill) * F.nll_loss(student, y)
-            sub_loss.backward()
-            kd_sum += kd.item() * len(y)
-            kd_terms += len(y)
-        optimizer.step()
-        scheduler.step()
-        average.update(scheduler.last_epoch)  # LambdaLR counts steps in last_epoch
-        ce_sum += loss.item() * len(y)
-        seen += len(y)
-    return ce_sum / max(seen, 1), kd_sum / kd_terms if kd_terms else math.nan
 
 
 def augment_batch(
@@ -403,13 +440,6 @@ class _WeightAverage:
         self.mean = [m.to(p.device) for m, p in zip(state["mean"], self.params)]
 
 
-def _to_device(
-    loader: DataLoader[tuple[torch.Tensor, int]], device: torch.device
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for x, y in loader:
-        yield x.to(device, torch.float32), torch.as_tensor(y).to(device, torch.long)
-
-
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Decay conv/linear weights only: decaying BN, biases or the identity-initialised kernel transforms
     would pull them towards zero, which is not a simpler model."""
@@ -418,62 +448,3 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     for name, param in model.named_parameters():
         (no_decay if param.ndim <= 1 or ".transforms." in name else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _load_checkpoint(path: str | os.PathLike[str] | None, device: torch.device) -> dict[str, Any] | None:
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is not worth failing a run for: start afresh
-        warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
-        return None
-    keys = {"format", "config", "epoch", "model", "optimizer", "scheduler"}
-    keys |= {"epoch_losses", "epoch_seconds", "distill_loss"}
-    if (
-        not isinstance(checkpoint, dict)
-        or not keys <= set(checkpoint)
-        or checkpoint["format"] != _CHECKPOINT_FORMAT
-    ):
-        warnings.warn(f"ignoring incomplete checkpoint {path}", RuntimeWarning, stacklevel=3)
-        return None
-    return checkpoint
-
-
-#: Settings added after the checkpoint format was fixed, with the value older checkpoints were trained with.
-_LATER_SETTINGS: dict[str, Any] = {
-    "distill": 1.0,
-    "average_last": 0.0,
-    "shift": 0,
-    "flip": False,
-    "fill": None,
-    "zero_init_residual": False,
-    "space": "mobilenet",
-}
-
-
-def _check_config(
-    saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike[str] | None
-) -> None:
-    saved = {**_LATER_SETTINGS, **saved}
-    differ = sorted(k for k in current if saved.get(k) != current[k])
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {current[k]!r} now" for k in differ if k != "spec")
-        if "spec" in differ:
-            detail = ", ".join(filter(None, ["the supernet spec differs", detail]))
-        raise ValueError(
-            f"checkpoint {path} was written with other settings ({detail}); "
-            "use the same settings or another checkpoint_path"
-        )
-
-
-def _save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Writes to a temporary file in the same folder, then renames it over ``path`` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
