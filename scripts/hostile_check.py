@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     counts = {o: sum(v == o for v in normal.values()) for o in ("passed", "failed", "error", "skipped")}
     print(f"normal run: {', '.join(f'{n} {o}' for o, n in counts.items())} ({len(normal)} tests)")
+    for test_id, outcome in sorted(normal.items()):
+        if outcome in ("failed", "error"):
+            print(f"  {outcome} already in the normal run: {test_id}")
     if changes:
         print(f"{len(changes)} outcome(s) changed under hostile conditions:")
         for line in changes:
