@@ -72,6 +72,12 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+_SPACE_HELP = (
+    "search space: a built-in one (mobilenet, vit; see 'hwnas spaces') or your own class as "
+    "'package.module:Class', imported from the current directory or PYTHONPATH"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hwnas", description="Energy- and hardware-aware multi-objective neural architecture search."
@@ -113,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--profile", metavar="NAME|FILE", help="hardware profile (default: local-cpu)")
     s.add_argument("--dataset", help="digits (default), digits-hard or cifar10")
+    s.add_argument("--space", metavar="NAME|MODULE:CLASS", help=_SPACE_HELP)
     s.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
     s.add_argument(
         "--threads", type=_non_negative_int, metavar="N", help="torch threads for training (0: all cores)"
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="FILE", help="where to write the model (default: RUN/models/ID.onnx)")
 
     sub.add_parser("profiles", help="list the shipped hardware profiles")
+    sub.add_parser("spaces", help="list the built-in search spaces: presets, input sizes, number of subnets")
 
     r = sub.add_parser("report", help="render the HTML/Markdown report of a run, or compare several runs")
     r.add_argument("runs", nargs="+", metavar="RUN", help="run directories, e.g. runs/demo")
@@ -166,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", help="digits (default), digits-hard or cifar10: sets the input shape and classes"
     )
     d.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
+    d.add_argument("--space", metavar="NAME|MODULE:CLASS", help=_SPACE_HELP)
     d.add_argument(
         "--calibration",
         type=_int_at_least(2),
@@ -192,6 +201,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "profile": "profile",
         "dataset": "data.name",
         "data_root": "data.root",
+        "space": "space.name",
         "threads": "threads",
         "max_energy_kwh": "budget.max_energy_kwh",
         "max_co2_kg": "budget.max_co2_kg",
@@ -305,6 +315,34 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from nas.spaces import SpaceError, builtin_space_names, space_variants
+
+    for name in builtin_space_names():
+        try:
+            variants = space_variants(name)
+        except SpaceError as e:  # a family whose module cannot be imported here
+            print(f"{name:<10} unavailable: {e}")
+            continue
+        sizes = ", ".join(
+            f"{v.preset + ' ' if v.preset else ''}{v.image_size}x{v.image_size} ({v.subnets:.2e} subnets)"
+            for v in variants
+        )
+        family = variants[0].description.split(":")[0] if variants else name
+        print(f"{name:<10} {family}; {sizes}")
+    print("your own: --space package.module:Class (see README, 'Writing your own search space')")
+    return 0
+
+
+def _user_modules_importable() -> None:
+    """Lets a space named 'module:Class' be imported from the current directory, as from ``python -m``;
+    worker processes started later inherit it through PYTHONPATH."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), cwd) if p)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from nas.report import write_report
 
@@ -326,7 +364,9 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     from nas.spaces import SpaceError, space_for_input
 
     overrides = {
-        k: v for k, v in (("data.name", args.dataset), ("data.root", args.data_root)) if v is not None
+        k: v
+        for k, v in (("data.name", args.dataset), ("data.root", args.data_root), ("space.name", args.space))
+        if v is not None
     }
     config = load_config(args.config, overrides)
     profile = load_profile(args.profile)
@@ -391,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return USAGE_ERROR
+    _user_modules_importable()
     from hardware_profiles import ProfileError
     from nas._errors import RunError
     from nas.data._loaders import DatasetError
@@ -403,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "search": _cmd_search,
         "export": _cmd_export,
         "profiles": _cmd_profiles,
+        "spaces": _cmd_spaces,
         "profile-device": _cmd_profile_device,
         "report": _cmd_report,
     }

@@ -476,7 +476,24 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
             f"cannot resume {run_dir} with changed settings ({shown}): they define what is searched; "
             f"only {', '.join(RESUMABLE_CHANGES[:5])} may change on resume"
         )
-    return config
+    return _keep_presetless_mobilenet(config, Path(run_dir))
+
+
+def _keep_presetless_mobilenet(config: SearchConfig, run_dir: Path) -> SearchConfig:
+    """A mobilenet run whose space records no preset (made before presets, or with the digits one) resumes
+    on the digits preset, which builds exactly the space it had, whatever its image size."""
+    if config.space.name != "mobilenet" or "preset" in config.space.options:
+        return config
+    try:
+        import json
+
+        stored = json.loads((run_dir / "space.json").read_text())["supernet"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return config
+    if not isinstance(stored, dict) or "preset" in stored:
+        return config
+    space = config.space.model_copy(update={"options": {**config.space.options, "preset": "digits"}})
+    return config.model_copy(update={"space": space})
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

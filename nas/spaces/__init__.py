@@ -13,12 +13,14 @@ from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key
 from nas.spaces._registry import (
     BUILTIN_SPACES,
     SpaceError,
+    SpaceVariant,
     builtin_space_names,
     resolve_space,
     space_for_input,
     space_from_dict,
     space_ref,
     space_to_dict,
+    space_variants,
 )
 
 #: The MobileNet family under its family name.
@@ -31,6 +33,7 @@ __all__ = [
     "MobileNetSpace",
     "SearchSpace",
     "SpaceError",
+    "SpaceVariant",
     "Subnet",
     "Supernet",
     "SupernetSpec",
@@ -42,4 +45,5 @@ __all__ = [
     "space_from_dict",
     "space_ref",
     "space_to_dict",
+    "space_variants",
 ]

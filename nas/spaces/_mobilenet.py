@@ -11,6 +11,16 @@ Blocks beyond a stage's depth do not appear, so two equal networks always have e
 strategies see a flat ``params`` dict instead (``width``, ``depth_<s>``, ``kernel_<s>_<b>``,
 ``expand_<s>_<b>`` for every possible block); :meth:`SupernetSpec.arch_from_params` maps one to the
 other, dropping the choices of inactive blocks.
+
+Three *presets* size the space for common inputs (:data:`PRESETS`); :meth:`SupernetSpec.for_input` picks one
+from the image size, and ``space.options: {preset: NAME}`` names one:
+
+- ``digits`` (images under 16 pixels, e.g. the 8x8 digits): four stages of 16-48 channels, depth 1-3; larger
+  images get a stride-2 stem. The class defaults; specs built from it record no preset.
+- ``cifar`` (16 to 127 pixels, e.g. 32x32): a stride-1 stem and five stages of 24-160 channels, depth 1-3,
+  downsampling 8x.
+- ``imagenet`` (128 pixels and more, e.g. 224x224): a stride-2 stem and five stages of 24-160 channels with
+  depth 2-4, kernels 3/5/7 and expand ratios 3/4/6, downsampling 32x, as Once-for-All's MobileNetV3 space.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +36,7 @@ import numpy as np
 from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key
 from search import Choice, Space
 
-__all__ = ["Arch", "SupernetSpec", "arch_key", "make_divisible"]
+__all__ = ["PRESETS", "Arch", "SupernetSpec", "arch_key", "make_divisible", "preset_for_size"]
 
 
 def make_divisible(value: float, divisor: int = 4) -> int:
@@ -36,11 +47,55 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return new
 
 
+#: Named starting points of the space: field values over the class defaults (``digits`` is the defaults).
+PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "cifar": {
+        "stem_channels": 24,
+        "stem_stride": 1,
+        "stage_channels": (24, 40, 80, 112, 160),
+        "stage_strides": (1, 2, 2, 1, 2),
+        "depth_choices": (1, 2, 3),
+        "head_channels": 640,
+        "dropout": 0.2,
+    },
+    "imagenet": {
+        "stem_channels": 16,
+        "stem_stride": 2,
+        "stage_channels": (24, 40, 80, 112, 160),
+        "stage_strides": (2, 2, 2, 1, 2),
+        "depth_choices": (2, 3, 4),
+        "head_channels": 1280,
+        "dropout": 0.2,
+    },
+}
+
+#: The input side length (pixels) each preset is designed for (``hwnas spaces`` lists them).
+PRESET_SIZES: dict[str, int] = {"digits": 8, "cifar": 32, "imagenet": 224}
+
+# Choices that shape the stages: a spec given one of them without a preset keeps the digits layout, as
+# configs written before the presets meant.
+_LAYOUT = ("stage_channels", "stage_strides")
+
+
+def preset_for_size(image_size: int) -> str:
+    """The preset :meth:`SupernetSpec.for_input` picks for square images of ``image_size`` pixels.
+
+    Example:
+        >>> [preset_for_size(s) for s in (8, 32, 64, 224)]
+        ['digits', 'cifar', 'cifar', 'imagenet']
+    """
+    if image_size < 16:
+        return "digits"
+    return "cifar" if image_size < 128 else "imagenet"
+
+
 @dataclass(frozen=True)
 class SupernetSpec(SearchSpace):
     """Shape of the supernet and its elastic choices.
 
-    The defaults suit 8x8 grayscale digits; :meth:`for_input` adapts stem stride to larger images.
+    The defaults suit 8x8 grayscale digits (the ``digits`` preset); :meth:`for_input` picks a preset sized
+    for the input (see the module docstring) and applies options over it.
 
     Example:
         >>> spec = SupernetSpec()
@@ -52,6 +107,8 @@ class SupernetSpec(SearchSpace):
 
     name: ClassVar[str] = "mobilenet"
     input_sizes: ClassVar[tuple[int, ...]] = (8, 32, 224)
+    #: preset name -> the input side length it is designed for
+    presets: ClassVar[dict[str, int]] = PRESET_SIZES
 
     in_channels: int = 1
     num_classes: int = 10
@@ -66,8 +123,12 @@ class SupernetSpec(SearchSpace):
     width_choices: tuple[float, ...] = (0.5, 0.75, 1.0)
     head_channels: int = 128
     dropout: float = 0.1
+    #: the preset the spec was built from (``None``: the digits defaults, as in runs made before presets)
+    preset: str | None = None
 
     def __post_init__(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
         if len(self.stage_channels) != len(self.stage_strides):
             raise ValueError("stage_channels and stage_strides must have the same length")
         for name in ("depth_choices", "kernel_choices", "expand_choices", "width_choices"):
@@ -81,12 +142,42 @@ class SupernetSpec(SearchSpace):
 
     @classmethod
     def for_input(cls, in_channels: int, image_size: int, num_classes: int, **overrides: Any) -> SupernetSpec:
-        """Spec for a dataset: images of ``image_size`` pixels get a stride-2 stem when 16 pixels or more."""
-        stem_stride = 2 if image_size >= 16 else 1
-        kwargs: dict[str, Any] = dict(
-            in_channels=in_channels, num_classes=num_classes, image_size=image_size, stem_stride=stem_stride
-        )
-        kwargs.update(overrides)
+        """Spec for a dataset: a preset sized for ``image_size``, with ``overrides`` (any field) over it.
+
+        ``preset`` names one of :data:`PRESETS`; without it the image size picks one
+        (:func:`preset_for_size`), except that overrides of the stage layout (``stage_channels`` or
+        ``stage_strides``) keep the ``digits`` layout they were written for. The ``digits`` preset gives a
+        stride-2 stem to images of 16 pixels or more.
+
+        Example:
+            >>> spec = SupernetSpec.for_input(3, 224, 1000)
+            >>> spec.preset, spec.stem_stride, spec.num_stages, spec.num_subnets() >= 10**12
+            ('imagenet', 2, 5, True)
+            >>> SupernetSpec.for_input(1, 8, 10) == SupernetSpec()
+            True
+        """
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        fields = {f.name for f in dataclass_fields(cls)} - {"in_channels", "num_classes", "image_size"}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(
+                f"unknown option {unknown[0]!r} of the mobilenet space; valid: {', '.join(sorted(fields))}"
+            )
+        preset = options.pop("preset", None)
+        if preset is None:
+            preset = "digits" if any(k in options for k in _LAYOUT) else preset_for_size(image_size)
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r} of the mobilenet space; valid: {', '.join(PRESETS)}")
+        kwargs: dict[str, Any] = {
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "image_size": image_size,
+        }
+        if preset == "digits":  # the defaults, recorded as no preset so that older runs' specs compare equal
+            kwargs["stem_stride"] = 2 if image_size >= 16 else 1
+        else:
+            kwargs.update(PRESETS[preset], preset=preset)
+        kwargs.update(options)
         return cls(**kwargs)
 
     def build_supernet(self, *, seed: int = 0, zero_init_residual: bool = False) -> ElasticSupernet:
@@ -95,14 +186,18 @@ class SupernetSpec(SearchSpace):
         return Supernet(self, seed=seed, zero_init_residual=zero_init_residual)
 
     def describe(self) -> str:
+        preset = f" ({self.preset} preset)" if self.preset else ""
         return (
-            f"elastic MobileNet: {self.num_stages} stages of {list(self.stage_channels)} channels, depth "
+            f"elastic MobileNet{preset}: {self.num_stages} stages of {list(self.stage_channels)} channels, depth "
             f"{list(self.depth_choices)}, kernel {list(self.kernel_choices)}, expand {list(self.expand_choices)}, "
             f"width {list(self.width_choices)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if data["preset"] is None:  # specs without a preset keep the form runs stored before presets
+            del data["preset"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SupernetSpec:

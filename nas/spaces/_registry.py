@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nas.spaces._protocol import REQUIRED_METHODS, SearchSpace
@@ -12,12 +13,14 @@ from nas.spaces._protocol import REQUIRED_METHODS, SearchSpace
 __all__ = [
     "BUILTIN_SPACES",
     "SpaceError",
+    "SpaceVariant",
     "builtin_space_names",
     "resolve_space",
     "space_for_input",
     "space_from_dict",
     "space_ref",
     "space_to_dict",
+    "space_variants",
 ]
 
 #: Built-in families, imported only when used (the transformer family pulls in its own modules).
@@ -45,7 +48,14 @@ def _import(ref: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise SpaceError(f"space {ref!r}: cannot import module {module_name!r} ({e})") from None
+        raise SpaceError(
+            f"space {ref!r}: cannot import module {module_name!r} ({e}); it must be importable from the "
+            "current directory or PYTHONPATH"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure of the user's module is reported in one line
+        raise SpaceError(
+            f"space {ref!r}: importing module {module_name!r} failed: {type(e).__name__}: {e}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -76,7 +86,9 @@ def resolve_space(space: str | type[SearchSpace] | SearchSpace) -> type[SearchSp
     if inspect.isclass(space):
         return check_space_class(space, f"{space.__module__}:{space.__qualname__}")
     if not isinstance(space, str):
-        raise SpaceError(f"a space is a name, a 'module:Class' reference or a class, got {type(space).__name__}")
+        raise SpaceError(
+            f"a space is a name, a 'module:Class' reference or a class, got {type(space).__name__}"
+        )
     ref = BUILTIN_SPACES.get(space, space)
     if ":" not in ref:
         raise SpaceError(
@@ -130,3 +142,46 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
         return cls.from_dict(options)
     except (TypeError, ValueError) as e:
         raise SpaceError(f"space {ref!r} cannot be rebuilt from its stored options: {e}") from None
+
+
+@dataclass(frozen=True)
+class SpaceVariant:
+    """One sizing of a space, as ``hwnas spaces`` lists it."""
+
+    #: the preset the space picks (or was asked for) at this size; ``None`` for a space without presets
+    preset: str | None
+    #: input side length in pixels
+    image_size: int
+    #: number of distinct subnets
+    subnets: int
+    #: the space's one-line description at this size
+    description: str
+
+
+def space_variants(space: str | type[SearchSpace]) -> list[SpaceVariant]:
+    """The sizings of a space: one per preset when the class names them in ``presets`` (preset -> input
+    side length), else one per entry of ``input_sizes``; each built for 10 classes (1 channel below 16
+    pixels, else 3).
+
+    Example:
+        >>> [(v.preset, v.image_size) for v in space_variants("mobilenet")]
+        [('digits', 8), ('cifar', 32), ('imagenet', 224)]
+    """
+    cls = resolve_space(space)
+    presets: Mapping[str, int] | None = getattr(cls, "presets", None)
+    sizes: list[tuple[str | None, int]] = (
+        [(name, int(size)) for name, size in presets.items()]
+        if isinstance(presets, Mapping)
+        else [(None, int(size)) for size in cls.input_sizes]
+    )
+    out = []
+    for preset, size in sizes:
+        options = {} if preset is None else {"preset": preset}
+        built = cls.for_input(1 if size < 16 else 3, size, 10, **options)
+        named = getattr(built, "preset", None) or preset
+        out.append(
+            SpaceVariant(
+                named if isinstance(named, str) else None, size, built.num_subnets(), built.describe()
+            )
+        )
+    return out
