@@ -118,9 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--constraint", action="append", metavar="EXPR", help="e.g. 'latency_ms <= 2.0' (repeatable)"
     )
     s.add_argument("--profile", metavar="NAME|FILE", help="hardware profile (default: local-cpu)")
-    s.add_argument("--dataset", help="digits (default), digits-hard or cifar10")
+    s.add_argument("--dataset", help="digits (default), digits-hard, cifar10 or folder (your own images)")
     s.add_argument("--space", metavar="NAME|MODULE:CLASS", help=_SPACE_HELP)
-    s.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
+    s.add_argument(
+        "--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10; folder: DIR/<class>/<image>)"
+    )
+    s.add_argument(
+        "--image-size", type=_int_at_least(4), metavar="PX", help="side images are resized to (folder; default 32)"
+    )
+    s.add_argument(
+        "--data-workers",
+        type=_non_negative_int,
+        metavar="N",
+        help="processes that decode training images (folder; default 0: the training process)",
+    )
     s.add_argument(
         "--threads", type=_non_negative_int, metavar="N", help="torch threads for training (0: all cores)"
     )
@@ -171,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, metavar="FILE", help="where to write the table (JSON)")
     d.add_argument("--config", metavar="FILE", help="search config whose space and dataset to measure")
     d.add_argument(
-        "--dataset", help="digits (default), digits-hard or cifar10: sets the input shape and classes"
+        "--dataset", help="digits (default), digits-hard, cifar10 or folder: sets the input shape and classes"
     )
-    d.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10)")
+    d.add_argument("--data-root", metavar="DIR", help="folder of a dataset read from disk (cifar10, folder)")
+    d.add_argument("--image-size", type=_int_at_least(4), metavar="PX", help="side images are resized to (folder)")
     d.add_argument("--space", metavar="NAME|MODULE:CLASS", help=_SPACE_HELP)
     d.add_argument(
         "--calibration",
@@ -201,6 +213,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "profile": "profile",
         "dataset": "data.name",
         "data_root": "data.root",
+        "image_size": "data.image_size",
+        "data_workers": "data.workers",
         "space": "space.name",
         "threads": "threads",
         "max_energy_kwh": "budget.max_energy_kwh",
@@ -358,14 +372,19 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     import yaml
 
     from hardware_profiles import load_profile
-    from nas.data._loaders import dataset_shape
+    from nas.data import dataset_shape
     from nas.run._config import load_config
     from nas.run._lut import measure_table
     from nas.spaces import SpaceError, space_for_input
 
     overrides = {
         k: v
-        for k, v in (("data.name", args.dataset), ("data.root", args.data_root), ("space.name", args.space))
+        for k, v in (
+            ("data.name", args.dataset),
+            ("data.root", args.data_root),
+            ("data.image_size", args.image_size),
+            ("space.name", args.space),
+        )
         if v is not None
     }
     config = load_config(args.config, overrides)
@@ -377,7 +396,9 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot write to {out.parent}: {e.strerror or e}") from None
-    in_channels, image_size, num_classes = dataset_shape(config.data.name, root=config.data.root)
+    in_channels, image_size, num_classes = dataset_shape(
+        config.data.name, root=config.data.root, image_size=config.data.image_size
+    )
     try:
         spec = space_for_input(config.space.name, in_channels, image_size, num_classes, config.space_options())
     except SpaceError as e:
@@ -434,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _user_modules_importable()
     from hardware_profiles import ProfileError
     from nas._errors import RunError
-    from nas.data._loaders import DatasetError
+    from nas.data import DatasetError
     from nas.run._config import ConfigError
     from nas.run._distributed import ClusterError
     from profilers import LutError
