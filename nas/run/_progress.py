@@ -1,8 +1,10 @@
-"""Progress display for the command line: supernet epochs, then trials with front size and hypervolume."""
+"""Progress display for the command line: supernet epochs (and the batches inside each, with images/s and an
+ETA), then trials with front size and hypervolume."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -16,16 +18,29 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from nas.training._log import BatchProgress, format_seconds
 from search import Study, Trial, TrialState
 
 
 class ProgressReporter:
-    """Rich progress bars on stderr; on a non-terminal it prints a line every ``every`` items instead."""
+    """Rich progress bars on stderr; on a non-terminal it prints a line every ``every`` items instead, and
+    a batch line at most every ``batch_every_s`` seconds of ``clock`` inside a long epoch."""
 
-    def __init__(self, console: Console | None = None, *, every: int = 10) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        every: int = 10,
+        batch_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.live = self.console.is_terminal
         self.every = every
+        self.batch_every_s = batch_every_s
+        self.clock = clock
+        self._batch_task: int | None = None
+        self._last_batch_line: float | None = None
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -70,6 +85,30 @@ class ProgressReporter:
         )
         self._log(f"training {what} (sandwich rule, in-place distillation)")
 
+    def batch(self, progress: BatchProgress) -> None:
+        """One training step done: the batches of the epoch as a second bar, with images/s and the ETA."""
+        info = (
+            f"{progress.images_per_s:.0f} img/s  epoch ETA {format_seconds(progress.epoch_eta_s)}  "
+            f"training ETA {format_seconds(progress.eta_s)}"
+        )
+        if self._batch_task is None:
+            self._batch_task = self._progress.add_task("  batches", total=progress.steps, info="")
+        self._progress.update(
+            self._batch_task,
+            completed=progress.step,
+            total=progress.steps,
+            description=f"  epoch {progress.epoch}",
+            info=info,
+        )
+        now = self.clock()
+        if self._last_batch_line is None or now - self._last_batch_line >= self.batch_every_s:
+            self._last_batch_line = now
+            self._log(f"  {progress.line()}")
+
+    def note(self, text: str) -> None:
+        """A line the user should read whatever the display (e.g. what an objective really measures)."""
+        self.console.print(f"[yellow]{text}[/]", highlight=False)
+
     def epoch(self, epoch: int, total: int, loss: float, seconds: float) -> None:
         if self._task is not None:
             self._progress.update(self._task, completed=epoch, info=f"loss {loss:.3f}")
@@ -77,6 +116,9 @@ class ProgressReporter:
             self._log(f"  epoch {epoch}/{total}  loss {loss:.3f}  {seconds:.1f} s/epoch")
 
     def start_search(self, trials: int, done: int = 0) -> None:
+        if self._batch_task is not None:
+            self._progress.remove_task(self._batch_task)
+            self._batch_task = None
         self._task = self._progress.add_task("search", total=trials, completed=done, info="")
         self._log(f"searching: {trials} trials" + (f" ({done} done before resuming)" if done else ""))
 
