@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from nas.training._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
 from nas.spaces._mobilenet import SupernetSpec
 from nas.spaces._mobilenet_net import Supernet
+from nas.training._evaluate import _trimmed_kernels, evaluate_error, evaluate_subnet, recalibrate_bn
+from nas.training._log import BatchProgress, TrainLog
 from nas.training._train import TrainResult, _WeightAverage, augment_batch, train_supernet
 
 SPEC = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32, num_classes=4)
@@ -473,3 +474,59 @@ def test_kernel_trimming_is_exact_and_temporary() -> None:
     assert torch.allclose(trimmed, expected, atol=1e-5)
     assert all(c.weight is w for c, w in zip(convs, weights))
     assert {c.kernel_size for c in convs if c.groups > 1} == {(7, 7)}
+
+
+# -- per-batch progress and the training log ----------------------------------------------------------------
+def test_on_batch_reports_every_step_with_images_and_a_shrinking_eta() -> None:
+    seen: list[BatchProgress] = []
+    train_supernet(Supernet(SPEC), easy_task(40), epochs=2, batch_size=16, on_batch=seen.append)
+    assert [(p.epoch, p.step, p.steps) for p in seen] == [(e, s, 3) for e in (1, 2) for s in (1, 2, 3)]
+    assert [p.images for p in seen[:3]] == [16, 32, 40]  # the last batch holds the rest
+    assert all(p.epochs == 2 and p.seconds > 0 for p in seen)
+    assert seen[2].epoch_eta_s == 0 and seen[-1].eta_s == 0
+
+
+def test_batch_progress_figures() -> None:
+    p = BatchProgress(epoch=2, epochs=3, step=10, steps=40, images=1280, seconds=20.0)
+    assert p.images_per_s == 64.0
+    assert p.epoch_eta_s == 60.0  # 30 steps left at 2 s each
+    assert p.eta_s == 60.0 + 80.0  # and one more epoch of 40 steps
+    assert "64 img/s" in p.line() and "epoch ETA 1 min 0 s" in p.line() and "ETA 2 min 20 s" in p.line()
+
+
+def test_train_log_writes_a_batch_line_at_most_every_few_seconds(tmp_path: Path) -> None:
+    now = [100.0]
+    log = TrainLog(tmp_path / "train.log", every_s=30, clock=lambda: now[0], stamp=lambda: "T")
+    written = []
+    for step in range(1, 11):
+        now[0] += 7.0  # a step every 7 s, at 107 s to 170 s
+        written.append(log.batch(BatchProgress(1, 1, step, 10, 16 * step, 7.0 * step)))
+    log.epoch(1, 1, 0.5, 70.0, images=160)
+    assert [i + 1 for i, w in enumerate(written) if w] == [1, 6]  # at 107 s and 142 s (>= 30 s apart)
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert len(lines) == written.count(True) + 1
+    assert (
+        lines[0].startswith("T  epoch 1/1  step 1/10")
+        and lines[-1] == "T  epoch 1/1 done  loss 0.5000  70.0 s  2 img/s"
+    )
+
+
+def test_the_terminal_reporter_rate_limits_batch_lines_off_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from nas.run._progress import ProgressReporter
+
+    out = io.StringIO()
+    now = [0.0]
+    reporter = ProgressReporter(
+        Console(file=out, force_terminal=False), batch_every_s=10, clock=lambda: now[0]
+    )
+    with reporter:
+        reporter.start_training(1)
+        for step in range(1, 7):
+            now[0] += 4.0  # lines at 4, 16 (12 s later), not at 8, 12, 20, 24
+            reporter.batch(BatchProgress(1, 1, step, 6, 8 * step, 4.0 * step))
+    lines = [line for line in out.getvalue().splitlines() if "img/s" in line]
+    assert [line.split()[3] for line in lines] == ["1/6", "4/6"]
