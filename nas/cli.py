@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=_non_negative_int, metavar="N", help="torch threads for training (0: all cores)"
     )
     s.add_argument(
+        "--device",
+        metavar="DEV",
+        help="where to train and score: auto (default: CUDA when present), cpu, cuda or cuda:N; "
+        "--profile says where models are measured",
+    )
+    s.add_argument(
+        "--precision", choices=("auto", "bf16", "fp16", "fp32"), help="training precision (default auto)"
+    )
+    s.add_argument(
         "--resume",
         metavar="RUN",
         help="continue an interrupted run directory (e.g. runs/demo) where it stopped",
@@ -217,6 +226,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "data_workers": "data.workers",
         "space": "space.name",
         "threads": "threads",
+        "device": "supernet.device",
+        "precision": "supernet.precision",
         "max_energy_kwh": "budget.max_energy_kwh",
         "max_co2_kg": "budget.max_co2_kg",
         "max_time": "budget.max_time",
@@ -277,6 +288,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             result = experiment.run()
         except KeyboardInterrupt:
             raise _Interrupted(experiment.run_dir) from None
+    if result.rank:  # another rank of a data-parallel training: rank 0 searches and reports
+        return 0
     console.print(
         f"\n[bold]{result.n_trials} trials[/] ({result.n_failed} failed), hypervolume {result.hypervolume:.4g}"
     )

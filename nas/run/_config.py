@@ -152,12 +152,25 @@ class SupernetConfig(_Section):
     shift: int = Field(default=0, ge=0)
     flip: bool = False
     zero_init_residual: bool = False
+    #: where training, recalibration, validation and fine-tuning run: auto (CUDA when torch sees a GPU),
+    #: cpu, cuda or cuda:N; the hardware profile's device, where models are measured, is independent
+    device: str = "auto"
+    #: training precision: auto (bf16 on GPUs that have it, else fp16 with a gradient scaler; fp32 on the
+    #: CPU), bf16, fp16 or fp32
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     stage_channels: tuple[int, ...] | None = None
     stage_strides: tuple[int, ...] | None = None
     depth_choices: tuple[int, ...] | None = None
     kernel_choices: tuple[int, ...] | None = None
     expand_choices: tuple[int, ...] | None = None
     width_choices: tuple[float, ...] | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", v):
+            raise ValueError(f"unknown device {v!r}; valid: auto, cpu, cuda, cuda:N")
+        return v
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`nas.train_supernet` that this section sets."""
@@ -171,6 +184,7 @@ class SupernetConfig(_Section):
             "average_last": self.average_last,
             "shift": self.shift,
             "flip": self.flip,
+            "precision": self.precision,
         }
 
     def spec_overrides(self) -> dict[str, Any]:
@@ -450,6 +464,7 @@ RESUMABLE_CHANGES = (
     "out",
     "evaluation.export_finetune_steps",
     "data.workers",
+    "supernet.device",
 )
 
 
