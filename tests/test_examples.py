@@ -16,7 +16,9 @@ def test_demo_yaml_is_the_default_config():
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
-def test_every_example_validates(path, tmp_path):
+def test_every_example_validates(path, tmp_path, monkeypatch):
+    # resnet.yaml names examples.resnet_space, importable from the repository's root
+    monkeypatch.syspath_prepend(str(EXAMPLES.parent))
     overrides = {"data.root": str(tmp_path)} if "cifar" in path.name else {}
     cfg = load_config(path, overrides)
     assert cfg.search.trials >= 1
@@ -49,3 +51,34 @@ def test_hyperparameter_tuning_example_runs_brackets_and_warm_starts(tmp_path, c
     best = sorted((t for t in trials if t.fidelity >= 1.0), key=lambda t: t.metrics["error"])[:3]
     warm = SQLiteStorage(tmp_path / "b" / "study.db").trials()
     assert [dict(t.params) for t in warm[: len(best)]] == [dict(t.params) for t in best]
+
+
+@pytest.mark.slow
+def test_resnet_example_searches_from_the_repository_root(tmp_path):
+    """``hwnas search --config examples/resnet.yaml`` as a user runs it: the console script imports the
+    space from the current directory; a smaller copy of the config keeps the test short."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = yaml.safe_load((EXAMPLES / "resnet.yaml").read_text())
+    cfg["space"]["options"] = {"stage_channels": [8, 16], "depth_choices": [1, 2]}
+    cfg.update(threads=1, out=str(tmp_path), tracking={"enabled": False})
+    cfg["search"].update(trials=3, population=2)
+    cfg["evaluation"] = {"calib_samples": 32}
+    config = tmp_path / "resnet.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    hwnas = Path(sys.executable).with_name("hwnas")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [str(hwnas), "search", "--config", str(config), "--epochs", "1"],
+        cwd=EXAMPLES.parent, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "resnet"
+    assert json.loads((run / "space.json").read_text())["space"] == "examples.resnet_space:ResNetSpace"
+    models = json.loads((run / "pareto.json").read_text())["models"]
+    assert models and all((run / m["onnx"]).is_file() for m in models)
