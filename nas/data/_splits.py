@@ -27,6 +27,13 @@ ImageDataset = Dataset[tuple[torch.Tensor, int]]
 class DatasetError(ValueError):
     """A dataset cannot be found, read or used; the message says what is wrong and what is expected."""
 
+    def __init__(self, *args: object) -> None:
+        message = args[0] if len(args) == 1 else None
+        if isinstance(message, str) and message.startswith("Caught DatasetError in DataLoader worker"):
+            # Raised again in the main process with the worker's traceback: keep the worker's own line.
+            args = (message.rstrip().splitlines()[-1].split("DatasetError: ", 1)[-1],)
+        super().__init__(*args)
+
 
 @dataclass(frozen=True, repr=False)
 class DataSplits:

@@ -392,3 +392,15 @@ def test_search_on_a_folder_exports_models_that_name_the_classes(
         assert json.loads(meta["hwnas.class_names"]) == list(CLASSES)
         assert json.loads(meta["hwnas.pixel_scale"]) == 255.0
         assert json.loads(meta["hwnas.input_shape"]) == [3, 12, 12]
+
+
+def test_an_image_broken_in_a_worker_process_is_named_in_one_line(folder: Path) -> None:
+    splits = load_folder(folder, image_size=8, stats_images=1, workers=1)
+    path = Path(splits.train.paths[-1])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # broken after loading: found when a worker decodes it
+    loader = DataLoader(splits.train.for_training, batch_size=4, num_workers=1)
+    with pytest.raises(DatasetError) as info:
+        list(loader)
+    message = str(info.value)
+    assert message.startswith("cannot decode image") and path.name in message and "\n" not in message
