@@ -461,13 +461,19 @@ def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
 def test_config_dataset_options_are_exactly_the_loaders() -> None:
     import inspect
 
-    from nas.run._config import DATASET_NAMES, DATASET_OPTIONS
     from nas.data._registry import _LOADERS
+    from nas.run._config import DATASET_NAMES, DATASET_OPTIONS
 
     assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS)
     for name, options in DATASET_OPTIONS.items():
         # limit, image_size and workers have keys of their own in the data section
-        params = set(inspect.signature(_LOADERS[name]).parameters) - {"root", "seed", "limit", "image_size", "workers"}
+        params = set(inspect.signature(_LOADERS[name]).parameters) - {
+            "root",
+            "seed",
+            "limit",
+            "image_size",
+            "workers",
+        }
         assert set(options) == params, name
 
 
