@@ -35,7 +35,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
-from hardware_profiles import load_profile
 from nas import CandidateEvaluator, arch_key
 from nas.run._config import OBJECTIVE_UNITS
 from profilers import MeasurementCache
@@ -82,12 +81,11 @@ def main() -> None:
     spec = supernet.spec
 
     work = args.out / "tmp" / NAME
-    evaluator = CandidateEvaluator(
+    evaluator = CandidateEvaluator.from_config(
+        cfg,
         supernet=supernet,
         data=data,
-        profile=load_profile(cfg.profile),
-        calib_samples=cfg.evaluation.calib_samples,
-        exporter=cfg.evaluation.exporter,
+        measuring=False,
         cache=MeasurementCache(),  # in memory: every latency of this run is measured in this run
         work_dir=work,
     )

@@ -45,7 +45,6 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
-from hardware_profiles import load_profile
 from nas import (
     CandidateEvaluator,
     Supernet,
@@ -540,15 +539,14 @@ def main() -> None:
     )
 
     archs = select_archs(spec, n_subnets, args.arch_seed)
-    evaluator = CandidateEvaluator(
+    evaluator = CandidateEvaluator.from_config(
+        cfg,
         supernet=members,
         data=data,
-        profile=load_profile(cfg.profile),
+        measuring=False,
         calib_samples=calib,
         finetune_steps=args.finetune_steps,
-        finetune_lr=cfg.evaluation.finetune_lr,
         export_finetune_steps=args.export_finetune_steps,
-        exporter=cfg.evaluation.exporter,
         work_dir=args.out / "tmp",
     )
     common.log(

@@ -40,7 +40,6 @@ from ranking_draws import scale_and_scatter
 from ranking_fidelity import held_out_renders
 
 import nas.training._train
-from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Supernet, SupernetSpec, evaluate_error, train_supernet
 
 NAME = "ranking_structures"
@@ -138,12 +137,11 @@ def main() -> None:
 
     archs = [s["arch"] for s in ref["subnets"]]
     alone = np.array(ref["held_out_renders"]["standalone_errors"]).mean(axis=1)
-    evaluator = CandidateEvaluator(
+    evaluator = CandidateEvaluator.from_config(
+        cfg,
         supernet=model,  # type: ignore[arg-type]
         data=data,
-        profile=load_profile(cfg.profile),
-        calib_samples=cfg.evaluation.calib_samples,
-        exporter=cfg.evaluation.exporter,
+        measuring=False,
         work_dir=args.out / "tmp",
     )
     renders = held_out_renders(cfg.seed, ref["held_out_renders"]["renders"], data)

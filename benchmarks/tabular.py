@@ -197,12 +197,12 @@ def build(
     if spec != reduced_spec():
         raise RuntimeError(f"the trained supernet's spec {spec} is not the reduced spec {reduced_spec()}")
     work = out / "tmp" / "tabular"
-    evaluator = CandidateEvaluator(
+    evaluator = CandidateEvaluator.from_config(
+        cfg,
         supernet=supernet,
         data=data,
         profile=load_profile("local-cpu"),
-        calib_samples=cfg.evaluation.calib_samples,
-        exporter=cfg.evaluation.exporter,
+        measuring=False,
         cache=MeasurementCache(),  # in memory: every latency of the table is measured now
         work_dir=work,
     )

@@ -51,8 +51,9 @@ import _common as common
 
 from hardware_profiles import load_profile
 from nas import Supernet, SupernetSpec, arch_key
-from nas.run._distributed import EvaluatorRecipe, executor_for
+from nas.run._distributed import executor_for
 from nas.run._lut import measure_table
+from nas.run._recipe import EvaluatorRecipe
 from search import (
     Choice,
     InMemoryStorage,

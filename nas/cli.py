@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nas._errors import RunError
     from nas.data import DatasetError
     from nas.run._config import ConfigError
-    from nas.run._distributed import ClusterError
+    from nas.run._locks import ClusterError
     from profilers import LutError
     from search import StorageError
 

@@ -372,6 +372,14 @@ class SearchConfig(_Section):
     tracking: TrackingConfig = TrackingConfig()
     execution: ExecutionConfig = ExecutionConfig()
 
+    def wants(self, metric: str) -> bool:
+        """Whether the search optimises or constrains ``metric``."""
+        from search import Constraint
+
+        return metric in self.search.objectives or any(
+            Constraint.parse(c).metric == metric for c in self.search.constraints
+        )
+
     def space_options(self) -> dict[str, Any]:
         """The space's options: ``space.options``, with the MobileNet choices of the ``supernet`` section."""
         return {**self.supernet.spec_overrides(), **self.space.options}

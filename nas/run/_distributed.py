@@ -34,351 +34,34 @@ import contextlib
 import os
 import shutil
 import socket
-import sys
-import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from hardware_profiles import HardwareProfile
-from nas.data._loaders import DataSplits
 from nas.run._evaluator import CandidateEvaluator
-from nas.run._export import EXPORTERS
-from nas.spaces import ElasticSupernet, space_from_dict, space_to_dict
+from nas.run._locks import ClusterError, _import_distributed
+from nas.run._recipe import EvaluatorRecipe
 from search import Trial
+
+__all__ = ["DEFAULT_ALLOWED_FAILURES", "DEFAULT_CONNECT_TIMEOUT_S", "Objective", "RemoteEvaluator", "WorkerStats", "EvaluationPool", "executor_for"]
+
 
 if TYPE_CHECKING:
     import distributed
 
-__all__ = [
-    "ClusterError",
-    "EvaluationPool",
-    "EvaluatorRecipe",
-    "MeasureLock",
-    "RemoteEvaluator",
-    "WorkerStats",
-    "executor_for",
-    "measure_device",
-]
 
-DASK_EXTRA = "pip install 'hwnas[dask]'"
 #: Deaths of workers running one trial that Dask tolerates before the trial fails, on clusters started here.
 DEFAULT_ALLOWED_FAILURES = 1
+
+
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 
+
 Objective = Callable[[Trial], Mapping[str, float]]
-
-
-class ClusterError(RuntimeError):
-    """A Dask cluster cannot be started, reached or used; the message says what to check."""
-
-
-class MissingDaskError(ClusterError, ImportError):
-    """Dask is not installed; the message names the extra to install."""
-
-
-def _import_distributed() -> ModuleType:
-    try:
-        import distributed
-    except ImportError as e:
-        raise MissingDaskError(
-            f"evaluating on several processes or machines needs Dask: {DASK_EXTRA} ({e})"
-        ) from None
-    return distributed
-
-
-# -- what every worker needs to score candidates -----------------------------------------------------
-
-
-@dataclass(frozen=True, repr=False)
-class EvaluatorRecipe:
-    """Everything a worker needs to build a :class:`~nas.CandidateEvaluator`: picklable, sent once per worker.
-
-    Attributes:
-        spec: The supernet's space as JSON-ready data (:func:`nas.spaces.space_to_dict`).
-        state_dict: The trained supernet's weights and buffers, on the CPU.
-        member_states: Those of the further members of an ensemble (``supernet.members``), if any.
-        data: The dataset splits (batch-norm recalibration uses ``train``, scoring uses ``val``).
-        profile: The hardware profile latency is measured with.
-        calib_samples: Training images used to recalibrate batch norm.
-        exporter: ONNX exporter, ``"torchscript"`` or ``"dynamo"``.
-
-    Example:
-        >>> from hardware_profiles import load_profile
-        >>> from nas import Supernet, SupernetSpec, load_dataset
-        >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
-        >>> recipe = EvaluatorRecipe.from_supernet(
-        ...     Supernet(spec), data=load_dataset("digits"), profile=load_profile("local-cpu"), calib_samples=64)
-        >>> evaluator = recipe.build()
-        >>> 0.0 <= evaluator.score(spec.smallest_arch())["error"] <= 100.0
-        True
-    """
-
-    spec: Mapping[str, Any]
-    state_dict: Mapping[str, torch.Tensor]
-    data: DataSplits
-    profile: HardwareProfile
-    calib_samples: int = 512
-    exporter: str = "torchscript"
-    #: further keyword arguments of :class:`CandidateEvaluator` (lookup table, latency mode, energy, fine-tuning)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    member_states: tuple[Mapping[str, torch.Tensor], ...] = ()
-
-    def __post_init__(self) -> None:
-        try:
-            space_from_dict(self.spec)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"spec must be a space_to_dict() dict: {e}") from None
-        if (
-            not isinstance(self.calib_samples, int)
-            or isinstance(self.calib_samples, bool)
-            or self.calib_samples < 1
-        ):
-            raise ValueError(f"calib_samples must be an integer >= 1, got {self.calib_samples!r}")
-        if self.exporter not in EXPORTERS:
-            raise ValueError(f"exporter must be one of {list(EXPORTERS)}, got {self.exporter!r}")
-        if not isinstance(self.profile, HardwareProfile):
-            raise TypeError(
-                f"profile must be a HardwareProfile (see load_profile), got {type(self.profile).__name__}"
-            )
-        if not isinstance(self.data, DataSplits):
-            raise TypeError(f"data must be a DataSplits (see load_dataset), got {type(self.data).__name__}")
-
-    def __repr__(self) -> str:
-        return (
-            f"EvaluatorRecipe(dataset={self.data.name!r}, profile={self.profile.name!r}, "
-            f"tensors={len(self.state_dict)}, members={1 + len(self.member_states)}, calib_samples={self.calib_samples}, exporter={self.exporter!r})"
-        )
-
-    @classmethod
-    def from_supernet(
-        cls,
-        supernet: ElasticSupernet | Sequence[ElasticSupernet],
-        *,
-        data: DataSplits,
-        profile: HardwareProfile,
-        calib_samples: int = 512,
-        exporter: str = "torchscript",
-        options: Mapping[str, Any] | None = None,
-    ) -> EvaluatorRecipe:
-        """The recipe of an evaluator of ``supernet``, or of the members of an ensemble (weights copied to the
-        CPU)."""
-        members = (supernet,) if isinstance(supernet, ElasticSupernet) else tuple(supernet)
-        states = [{k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()} for m in members]
-        return cls(
-            spec=space_to_dict(members[0].space),
-            state_dict=states[0],
-            member_states=tuple(states[1:]),
-            data=data,
-            profile=profile,
-            calib_samples=calib_samples,
-            exporter=exporter,
-            options=dict(options or {}),
-        )
-
-    @classmethod
-    def from_evaluator(cls, evaluator: CandidateEvaluator) -> EvaluatorRecipe:
-        """The recipe of an evaluator like ``evaluator`` (same supernet, data, profile and settings)."""
-        return cls.from_supernet(
-            evaluator.members,
-            data=evaluator.data,
-            profile=evaluator.profile,
-            calib_samples=evaluator.calib_samples,
-            exporter=evaluator.exporter,
-            options=evaluator.settings(),
-        )
-
-    def build(
-        self,
-        *,
-        measure_lock: Callable[[], AbstractContextManager[Any]] | None = None,
-        work_dir: str | Path | None = None,
-    ) -> CandidateEvaluator:
-        """A fresh evaluator in this process.
-
-        Args:
-            measure_lock: Held around every on-device measurement; by default the :class:`MeasureLock` of
-                the profile's device (cluster-wide inside a Dask worker, process-wide elsewhere). Its
-                ``working`` method, where it has one, is held around scoring and exporting.
-            work_dir: Folder for temporary ONNX files; a new temporary folder by default.
-        """
-        lock = measure_lock if measure_lock is not None else MeasureLock.for_profile(self.profile)
-        space = space_from_dict(self.spec)
-        members = []
-        for state in (self.state_dict, *self.member_states):
-            supernet = space.build_supernet(seed=0)
-            supernet.load_state_dict(dict(state))
-            members.append(supernet.eval())
-        return CandidateEvaluator(
-            supernet=members,
-            data=self.data,
-            profile=self.profile,
-            calib_samples=self.calib_samples,
-            exporter=self.exporter,
-            work_dir=work_dir,
-            measure_lock=lock,
-            work_lock=getattr(lock, "working", None),
-            **dict(self.options),
-        )
-
-
-# -- one device, one measurement at a time -----------------------------------------------------------
-
-
-def measure_device(profile: HardwareProfile) -> str:
-    """The physical device a profile measures on, as named in measurement locks.
-
-    ``"cpu"`` for CPU profiles; ``"cuda:<id>"`` for CUDA ones, where ``<id>`` is the profile's ``device_id``
-    mapped through ``CUDA_VISIBLE_DEVICES`` when that is set, so that workers pinned to different GPUs
-    (each seeing its GPU as device 0) do not wait for each other.
-
-    Example:
-        >>> measure_device(HardwareProfile(name="cpu"))
-        'cpu'
-    """
-    if profile.device != "cuda":
-        return profile.device
-    options = profile.provider_options[0] if profile.provider_options else {}
-    index = int(options.get("device_id", 0))
-    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return f"cuda:{visible[index] if index < len(visible) else index}"
-
-
-_local_locks: dict[str, threading.Lock] = {}
-_dask_locks: dict[str, Any] = {}
-_locks_guard = threading.Lock()
-
-
-@dataclass(frozen=True)
-class MeasureLock:
-    """A picklable ``measure_lock`` for :class:`~nas.CandidateEvaluator`: one measurement per device at a time.
-
-    Calling it returns a context manager that holds, inside a Dask worker, the cluster-wide
-    ``distributed.Lock`` named :meth:`name` (``hwnas-measure-<host>-<device>``), shared by every worker of
-    that host; anywhere else a lock shared by the threads of this process. Dask's locks are leases: the lock
-    of a worker that dies while measuring is freed after ``distributed.scheduler.locks.lease-timeout``
-    (30 s by default).
-
-    Args:
-        device: Device name, as :func:`measure_device` gives it (``"cpu"``, ``"cuda:0"``).
-
-    Example:
-        >>> lock = MeasureLock("cpu")
-        >>> with lock():
-        ...     pass
-        >>> lock.name().endswith("-cpu")
-        True
-    """
-
-    device: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(
-                f"device must be a non-empty string such as 'cpu' or 'cuda:0', got {self.device!r}"
-            )
-
-    @classmethod
-    def for_profile(cls, profile: HardwareProfile) -> MeasureLock:
-        """The lock of the device ``profile`` measures on."""
-        return cls(measure_device(profile))
-
-    def name(self) -> str:
-        """The lock's name on a Dask cluster: one per host and device."""
-        return f"hwnas-measure-{socket.gethostname()}-{self.device}"
-
-    def __call__(self) -> AbstractContextManager[Any]:
-        return self._held()
-
-    def working(self) -> AbstractContextManager[Any]:
-        """Held around CPU work that would disturb a CPU measurement on this host (scoring, exporting).
-
-        Inside a Dask worker, with a CPU device, it holds the host's CPU file lock shared: any number of
-        workers work at once, but a CPU measurement (which holds it exclusively) waits until they are done,
-        and they wait for it. Elsewhere, or for a GPU, it holds nothing.
-        """
-        if self.device != "cpu" or not _in_dask_worker():
-            return contextlib.nullcontext()
-        return _host_cpu_lock().held(exclusive=False)
-
-    @contextlib.contextmanager
-    def _held(self) -> Iterator[None]:
-        lock = self._lock()
-        lock.acquire()
-        try:
-            if self.device == "cpu" and _in_dask_worker():
-                with _host_cpu_lock().held(exclusive=True):
-                    yield
-            else:
-                yield
-        finally:
-            lock.release()
-
-    def _lock(self) -> Any:
-        name = self.name()
-        if _in_dask_worker():
-            with _locks_guard:
-                lock = _dask_locks.get(name)
-                if lock is None:
-                    lock = _dask_locks[name] = sys.modules["distributed"].Lock(name)
-                return lock
-        with _locks_guard:
-            return _local_locks.setdefault(name, threading.Lock())
-
-
-class _HostCpuLock:
-    """A read/write lock shared by every process of this host and user: ``flock`` on one file.
-
-    Shared holders are workers scoring or exporting; the exclusive holder is a worker measuring on the CPU.
-    The kernel frees the lock of a process that dies. One file descriptor per process, and one holder per
-    process at a time (``held`` is not re-entrant; a process with one thread per worker never nests it).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._guard = threading.Lock()
-
-    @contextlib.contextmanager
-    def held(self, *, exclusive: bool) -> Iterator[None]:
-        import fcntl
-
-        with self._guard:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fd = self._fd
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-@cache
-def _host_cpu_lock() -> _HostCpuLock:
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return _HostCpuLock(Path(tempfile.gettempdir()) / f"hwnas-cpu-{uid}.lock")
-
-
-def _in_dask_worker() -> bool:
-    if "distributed" not in sys.modules:  # never imported: this cannot be a Dask worker
-        return False
-    try:
-        sys.modules["distributed"].get_worker()
-    except ValueError:
-        return False
-    return True
-
-
-# -- the worker side: recipes installed by a plugin, evaluators built once ---------------------------
 
 
 @dataclass
@@ -391,6 +74,8 @@ class _Installed:
 
 
 _installed: dict[str, _Installed] = {}
+
+
 _installed_guard = threading.Lock()
 
 
@@ -509,9 +194,6 @@ class WorkerStats:
     builds: int
     trials: int
     seconds: Mapping[str, float] = field(default_factory=dict)
-
-
-# -- the driver side -----------------------------------------------------------------------------------
 
 
 class EvaluationPool:

@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from hardware_profiles import HardwareProfile
+from hardware_profiles import HardwareProfile, load_profile
 from nas._errors import RunError
 from nas.data._loaders import DataSplits
+from nas.run._config import SearchConfig
 from nas.run._export import export_onnx
 from nas.run._lut import predict_latency
 from nas.spaces import Arch, ElasticSupernet, SearchSpace, arch_key
@@ -79,6 +80,7 @@ class CandidateEvaluator:
         finetune_steps: int = 0,
         finetune_lr: float = 0.01,
         export_finetune_steps: int = 0,
+        device: str | None = None,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {list(LATENCY_MODES)}, got {latency_mode!r}")
@@ -94,6 +96,18 @@ class CandidateEvaluator:
             raise ValueError("at least one supernet is needed")
         if any(m.space != self.members[0].space for m in self.members):
             raise ValueError("the members of an ensemble must share one supernet spec")
+        #: where subnets are recalibrated, validated and fine-tuned (``auto``, ``cpu``, ``cuda``, ``cuda:N``);
+        #: ``None`` leaves the supernets where they are. Models are exported and measured from the CPU.
+        self.device = device
+        if device is not None:
+            from nas.training._device import DeviceError, resolve_device
+
+            try:
+                where = resolve_device(device)
+            except DeviceError as e:
+                raise RunError(str(e)) from None
+            for m in self.members:
+                m.to(where)
         self.supernet = self.members[0]
         #: the search space of the supernet(s); ``spec`` is the same object under its older name
         self.space: SearchSpace = self.supernet.space
@@ -131,6 +145,45 @@ class CandidateEvaluator:
         # A table measured on another machine describes a device that is not here: predict, never time.
         self.device_here = lut is None or _measured_here(lut, profile)
 
+    @classmethod
+    def from_config(
+        cls,
+        config: SearchConfig,
+        *,
+        supernet: ElasticSupernet | Sequence[ElasticSupernet],
+        data: DataSplits,
+        profile: HardwareProfile | None = None,
+        measuring: bool = True,
+        **overrides: Any,
+    ) -> CandidateEvaluator:
+        """The evaluator a run of ``config`` scores with: the one place a config becomes an evaluator.
+
+        Args:
+            config: The run's validated config (its ``evaluation`` section and objectives).
+            supernet: The trained supernet, or the members of an ensemble.
+            data: The dataset splits the supernet was trained on.
+            profile: The hardware profile; by default the config's.
+            measuring: Whether latency and energy will be measured (a search); ``False`` for re-exporting a
+                model, which needs neither the lookup table nor an energy meter.
+            overrides: Further keyword arguments of the constructor (cache, work_dir, process-local hooks).
+        """
+        ev = config.evaluation
+        profile = profile if profile is not None else load_profile(config.profile)
+        kwargs: dict[str, Any] = {
+            "calib_samples": ev.calib_samples,
+            "exporter": ev.exporter,
+            "finetune_steps": ev.finetune_steps,
+            "finetune_lr": ev.finetune_lr,
+            "export_finetune_steps": ev.export_finetune_steps,
+        }
+        if measuring:
+            kwargs |= {
+                "lut": load_lut(profile),
+                "latency_mode": ev.latency,
+                "energy": config.wants("energy_mj"),
+            }
+        return cls(supernet=supernet, data=data, profile=profile, **{**kwargs, **overrides})
+
     def settings(self) -> dict[str, Any]:
         """The keyword arguments, besides supernet, data, profile and the process-local hooks, that build an
         evaluator scoring like this one (sent to distributed workers)."""
@@ -141,6 +194,7 @@ class CandidateEvaluator:
             "finetune_steps": self.finetune_steps,
             "finetune_lr": self.finetune_lr,
             "export_finetune_steps": self.export_finetune_steps,
+            "device": self.device,
         }
 
     def latency_method(self, fidelity: float) -> str:
@@ -190,7 +244,7 @@ class CandidateEvaluator:
                 seed=_arch_seed(arch) + 1,
                 calib_samples=self.calib_samples,
             )
-        return model.eval()
+        return model.cpu().eval()  # exported and checked against ONNX Runtime on the CPU, as measured
 
     def __call__(self, trial: Trial) -> dict[str, float]:
         arch = self.spec.arch_from_params(trial.params)
@@ -232,6 +286,7 @@ class CandidateEvaluator:
         cached = self.cache.get(cache_key)
         if cached is not None:
             return dict(cached)
+        model = model.cpu()  # scored where the supernet trained; exported (and timed) from the CPU
         t0 = time.perf_counter()
         fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
         os.close(fd)

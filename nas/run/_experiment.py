@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -25,12 +26,22 @@ from nas.run._config import (
     loader_options,
     make_strategy,
 )
-from nas.run._evaluator import CandidateEvaluator, load_lut
+from nas.run._evaluator import CandidateEvaluator
 from nas.run._front import ModelRecord, export_front, member_checkpoint, write_outputs
 from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
+from nas.training._device import DeviceError, resolve_device, resolve_precision
+from nas.training._distributed_train import (
+    DistributedContext,
+    TrainingStopped,
+    init_distributed,
+    launched_distributed,
+    shutdown_distributed,
+)
+from nas.training._log import BatchProgress, TrainLog
 from nas.training._train import train_supernet
 from profilers import (
+    EstimatedEnergy,
     MeasurementCache,
 )
 from search import (
@@ -62,6 +73,8 @@ class SearchResult:
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
     stopped_by: Mapping[str, Any] | None = None
     failures: tuple[tuple[int, str], ...] = ()
+    #: rank of this process in a data-parallel training; ranks other than 0 only train and return empty
+    rank: int = 0
 
 
 ProgressFactory = Callable[[], Any]
@@ -94,6 +107,13 @@ class Experiment:
     ) -> None:
         self.config = config
         self.profile = load_profile(config.profile)
+        # Where the supernet trains and candidates are scored; one that is not here is a usage error.
+        try:
+            self.device = resolve_device(config.supernet.device)
+            resolve_precision(config.supernet.precision, self.device)
+        except DeviceError as e:
+            raise ConfigError(str(e)) from None
+        self.dist = DistributedContext()
         name = config.name or time.strftime("search-%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
         self.resume = resume
@@ -182,6 +202,13 @@ class Experiment:
     def run(self) -> SearchResult:
         cfg = self.config
         phase: dict[str, float] = {}
+        if launched_distributed():  # torchrun: train data-parallel; rank 0 alone searches and writes
+            try:
+                self.dist, self.device = init_distributed(cfg.supernet.device)
+            except DeviceError as e:
+                raise ConfigError(str(e)) from None
+            if not self.dist.is_main:
+                return self._train_on_other_rank()
         self.prepare_run_dir()
         if self.resume:
             # What was searched must not change; only the budget of trials and the like may.
@@ -249,6 +276,9 @@ class Experiment:
         init_options = {"zero_init_residual": True} if cfg.supernet.zero_init_residual else {}
         stopped_in_training = False
         trained_epochs = 0
+        train_log = TrainLog(self.run_dir / "train.log")  # at most a line every 30 s, and every epoch
+        precision = resolve_precision(cfg.supernet.precision, self.device)
+        train_log.write(f"training on {self.device} in {precision}, {self.dist.world_size} process(es)")
         with tracker.phase("supernet_training"):
             # Members train one after another; member k is seeded ``seed + k`` (member 0 is the plain
             # supernet, so one member trains exactly as without an ensemble).
@@ -260,9 +290,18 @@ class Experiment:
                     epoch: int, total: int, loss: float, seconds: float, done: int = k * epochs
                 ) -> None:
                     self.reporter.epoch(done + epoch, total * members_count, loss, seconds)
+                    train_log.epoch(done + epoch, total * members_count, loss, seconds)
                     tracker.write()
                     if done + epoch < total * members_count and tracker.check_budgets() is not None:
                         raise BudgetExceeded(tracker.stopped_by or {})
+
+                def on_batch(progress: BatchProgress, done: int = k * epochs) -> None:
+                    shown = dataclasses.replace(
+                        progress, epoch=done + progress.epoch, epochs=progress.epochs * members_count
+                    )
+                    train_log.batch(shown)
+                    if hasattr(self.reporter, "batch"):
+                        self.reporter.batch(shown)
 
                 path = member_checkpoint(self.run_dir, k)
                 try:
@@ -276,12 +315,16 @@ class Experiment:
                         seed=cfg.seed + k,
                         checkpoint_path=path,
                         on_epoch=on_epoch,
+                        on_batch=on_batch,
+                        device=self.device,
                     )
                 except BudgetExceeded:
                     stopped_in_training = True
                     trained_epochs += _checkpoint_epochs(path)
                     break
                 trained_epochs += trained.epochs
+        if self.dist.active:
+            shutdown_distributed()  # the other ranks leave; this one scores the candidates
         for supernet in members:
             supernet.eval()
         phase["supernet_training"] = time.perf_counter() - t
@@ -298,22 +341,21 @@ class Experiment:
 
         t = time.perf_counter()
         cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
-        evaluator = CandidateEvaluator(
+        evaluator = CandidateEvaluator.from_config(
+            cfg,
             supernet=members,
             data=data,
             profile=self.profile,
-            calib_samples=cfg.evaluation.calib_samples,
-            exporter=cfg.evaluation.exporter,
             cache=cache,
             work_dir=self.run_dir / "tmp",
             phase=tracker.phase,
-            lut=load_lut(self.profile),
-            latency_mode=cfg.evaluation.latency,
-            energy=_wants(cfg, "energy_mj"),
-            finetune_steps=cfg.evaluation.finetune_steps,
-            finetune_lr=cfg.evaluation.finetune_lr,
-            export_finetune_steps=cfg.evaluation.export_finetune_steps,
+            device=cfg.supernet.device,
         )
+        note = _estimated_energy_note(cfg, evaluator)
+        if note is not None:
+            train_log.write(note)
+            if hasattr(self.reporter, "note"):
+                self.reporter.note(note)
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
             objectives = self._objectives_with_reference(storage, evaluator, spec)
@@ -330,7 +372,7 @@ class Experiment:
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
             storage.set_meta("config", cfg.model_dump(mode="json"))
             storage.set_meta("supernet", spec.to_dict())
-            storage.set_meta("space", space_ref(spec))
+            storage.set_meta("search_space", space_ref(spec))
             storage.set_meta("profile", self.profile.name)
             finished = sum(tr.state.finished for tr in study.trials)
             finished_numbers = {tr.number for tr in study.trials if tr.state.finished}
@@ -407,6 +449,35 @@ class Experiment:
             storage.close()
         return result
 
+    def _train_on_other_rank(self) -> SearchResult:
+        """Rank k > 0 of a data-parallel training: trains alongside rank 0, which writes the checkpoints and
+        the run and then searches alone; this rank leaves after training."""
+        cfg = self.config
+        data = (
+            self._data
+            if self._data is not None
+            else load_dataset(cfg.data.name, root=data_root(cfg), seed=cfg.seed, **loader_options(cfg))
+        )
+        spec = self.build_space(data)
+        init_options = {"zero_init_residual": True} if cfg.supernet.zero_init_residual else {}
+        try:
+            for k in range(cfg.supernet.members):
+                train_supernet(
+                    spec.build_supernet(seed=cfg.seed + k, **init_options),
+                    getattr(data.train, "for_training", data.train),
+                    **({"workers": cfg.data.workers} if cfg.data.workers else {}),
+                    **cfg.supernet.train_kwargs(),
+                    fill=data.black,
+                    seed=cfg.seed + k,
+                    checkpoint_path=member_checkpoint(self.run_dir, k),  # read to resume, never written
+                    device=self.device,
+                )
+        except TrainingStopped:  # rank 0 stopped (a budget): it goes on to search what was trained
+            pass
+        finally:
+            shutdown_distributed()
+        return SearchResult(self.run_dir, (), 0, 0, 0.0, rank=self.dist.rank)
+
     def _objectives_with_reference(
         self, storage: SQLiteStorage, evaluator: CandidateEvaluator, spec: SearchSpace
     ) -> list[Objective]:
@@ -441,10 +512,20 @@ def _apportion_energy(
         storage.update_trial(t.replace(attrs={**t.attrs, **attrs}))
 
 
-def _wants(cfg: SearchConfig, metric: str) -> bool:
-    """Whether the search optimises or constrains ``metric``."""
-    return metric in cfg.search.objectives or any(
-        Constraint.parse(c).metric == metric for c in cfg.search.constraints
+def _estimated_energy_note(cfg: SearchConfig, evaluator: CandidateEvaluator) -> str | None:
+    """One line saying that ``energy_mj`` is latency in other units, when it is an objective and can only be
+    estimated as a constant power times the latency (no NVML or RAPL meter for the profile)."""
+    if "energy_mj" not in cfg.search.objectives:
+        return None
+    try:
+        meter = evaluator.energy_profiler()
+    except Exception:  # noqa: BLE001 - a meter that cannot be built fails the first trial with its reason
+        return None
+    if not isinstance(meter, EstimatedEnergy):
+        return None
+    return (
+        f"note: energy_mj is estimated as a constant {meter.power_w:.3g} W times the latency (no energy meter "
+        "for this profile), so as an objective it ranks models exactly as latency_ms does"
     )
 
 
@@ -521,6 +602,9 @@ class _SilentReporter:
         pass
 
     def start_search(self, trials: int, done: int = 0) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
     def trial(self, study: Study, trial: Trial) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from hardware_profiles import load_profile
 from nas._errors import RunError
 from nas.data import DataSplits, load_dataset
 from nas.run._config import (
@@ -263,16 +262,7 @@ def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = Non
         names = [o["name"] for o in storage.get_meta("objectives", [])]
     finally:
         storage.close()
-    evaluator = CandidateEvaluator(
-        supernet=members,
-        data=data,
-        profile=load_profile(config.profile),
-        calib_samples=config.evaluation.calib_samples,
-        exporter=config.evaluation.exporter,
-        finetune_steps=config.evaluation.finetune_steps,
-        finetune_lr=config.evaluation.finetune_lr,
-        export_finetune_steps=config.evaluation.export_finetune_steps,
-    )
+    evaluator = CandidateEvaluator.from_config(config, supernet=members, data=data, measuring=False)
     arch = evaluator.spec.arch_from_params(trial.params)
     target = Path(out) if out is not None else run / "models" / f"{trial_id}.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nas.spaces._mobilenet_net import Supernet, build_part
 from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key
 from search import Choice, Space
 
@@ -181,8 +182,6 @@ class SupernetSpec(SearchSpace):
         return cls(**kwargs)
 
     def build_supernet(self, *, seed: int = 0, zero_init_residual: bool = False) -> ElasticSupernet:
-        from nas.spaces._mobilenet_net import Supernet  # the network module imports this one
-
         return Supernet(self, seed=seed, zero_init_residual=zero_init_residual)
 
     def describe(self) -> str:
@@ -330,8 +329,6 @@ class SupernetSpec(SearchSpace):
         return _distinct_parts(self, input_shape)
 
     def build_part(self, supernet: ElasticSupernet, how: tuple[Any, ...]) -> tuple[Any, tuple[int, int, int]]:
-        from nas.spaces._mobilenet_net import Supernet, build_part
-
         assert isinstance(supernet, Supernet)
         return build_part(supernet, how)
 

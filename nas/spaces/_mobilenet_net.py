@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nas.spaces._mobilenet import Arch, SupernetSpec
 from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
-from nas.spaces._protocol import ElasticSupernet
+from nas.spaces._protocol import Arch, ElasticSupernet
+
+if TYPE_CHECKING:  # the space module builds this network; the network only reads the space
+    from nas.spaces._mobilenet import SupernetSpec
 
 __all__ = ["InvertedResidual", "Subnet", "Supernet"]
 
@@ -164,6 +166,7 @@ class Supernet(ElasticSupernet):
             identity and a deeper arch starts out computing what a shallower one does (as BigNAS does).
 
     Example:
+        >>> from nas.spaces import SupernetSpec
         >>> spec = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
         >>> net = Supernet(spec).eval()
         >>> x = torch.randn(2, 1, 8, 8)

@@ -13,8 +13,8 @@ import torch
 
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Experiment, RunError, Supernet, SupernetSpec, load_config, load_dataset
-from nas.run._distributed import EvaluatorRecipe
 from nas.run._front import reexport
+from nas.run._recipe import EvaluatorRecipe
 from nas.training._train import train_supernet
 from profilers import MeasurementCache
 

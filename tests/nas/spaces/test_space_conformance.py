@@ -23,10 +23,10 @@ from torch.utils.data import TensorDataset
 
 from hardware_profiles import load_profile
 from nas.data import from_datasets
-from nas.run._distributed import EvaluatorRecipe
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._experiment import count_macs
 from nas.run._export import ARCH_METADATA_KEY, export_onnx, read_metadata, verify_onnx
+from nas.run._recipe import EvaluatorRecipe
 from nas.spaces import (
     ElasticSupernet,
     SearchSpace,
