@@ -140,7 +140,9 @@ def _scan(folder: Path, classes: Sequence[str] | None) -> tuple[tuple[str, ...],
             )
         paths += images
         labels += [list(classes).index(d.name)] * len(images)
-    return tuple(classes), _Listing(np.array(paths), np.array(labels, dtype=np.int64))
+    return tuple(classes), _Listing(
+        np.array([os.fsencode(p) for p in paths]), np.array(labels, dtype=np.int64)
+    )
 
 
 def _probe(path: str) -> str | Exception:
@@ -156,7 +158,7 @@ def _probe(path: str) -> str | Exception:
 
 def _probe_all(listings: Sequence[_Listing], root: Path) -> str:
     """Opens every image's header; returns the mode all are read in ("L" or "RGB")."""
-    paths = [str(p) for listing in listings for p in listing.paths]
+    paths = [os.fsdecode(p) for listing in listings for p in listing.paths]
     if len(paths) > 256:  # reading headers waits on the disk: threads overlap the waits
         with ThreadPoolExecutor(max_workers=8) as pool:
             modes = list(pool.map(_probe, paths, chunksize=64))
@@ -335,7 +337,7 @@ def load_folder(
     sample = train_indices[np.sort(spread[:stats_images])]
     pixels = np.stack(
         [
-            _decode(str(train_listing.paths[i]), mode, size, augment=False, min_scale=1.0).numpy()
+            _decode(os.fsdecode(train_listing.paths[i]), mode, size, augment=False, min_scale=1.0).numpy()
             for i in sample
         ]
     )

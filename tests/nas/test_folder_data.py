@@ -404,3 +404,12 @@ def test_an_image_broken_in_a_worker_process_is_named_in_one_line(folder: Path) 
         list(loader)
     message = str(info.value)
     assert message.startswith("cannot decode image") and path.name in message and "\n" not in message
+
+
+def test_names_beyond_ascii(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "données", per_class=4, classes=("chat", "hibou", "éléphant"))
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(root / "chat" / "ça.png")
+    splits = load_folder(root, image_size=8, val_fraction=0.2, test_fraction=0.2)
+    assert splits.class_names == ("chat", "hibou", "éléphant")
+    paths = [p for s in (splits.train, splits.val, splits.test) for p in s.paths]
+    assert str(root / "chat" / "ça.png") in paths and all(Path(p).is_file() for p in paths)
