@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from nas._errors import RunError
+from nas._schemas import ParetoFile, RunFileError, SustainabilityFile, TimingsFile
 from search import (
     Objective,
     Space,
@@ -140,13 +140,9 @@ def load_run(path: str | Path) -> Run:
     pareto_path = run / "pareto.json"
     if pareto_path.is_file():
         try:
-            pareto = json.loads(pareto_path.read_text())
-        except ValueError as e:
-            raise ReportError(
-                f"{pareto_path} is not valid JSON ({e}); delete it or re-run the search"
-            ) from None
-        if not isinstance(pareto, Mapping):
-            raise ReportError(f"{pareto_path} does not hold a JSON object; delete it or re-run the search")
+            pareto = ParetoFile.read_text(pareto_path.read_text(), name=str(pareto_path)).model_dump(mode="json")
+        except RunFileError as e:
+            raise ReportError(f"{e}; rebuild it with 'hwnas report' after 'hwnas search --resume', or re-run the search") from None
     else:
         notes.append("pareto.json is missing: the search has not finished, so no model was exported.")
 
@@ -180,8 +176,8 @@ def load_run(path: str | Path) -> Run:
                 config = loaded
         except yaml.YAMLError:
             notes.append("config.yaml cannot be read; settings come from study.db.")
-    timings = _read_json(run / "timings.json", notes)
-    sustainability = _read_json(run / "sustainability.json", notes)
+    timings = _read_file(run / "timings.json", TimingsFile, notes)
+    sustainability = _read_file(run / "sustainability.json", SustainabilityFile, notes)
     models = pareto.get("models") or []
     return Run(
         path=run,
@@ -197,7 +193,7 @@ def load_run(path: str | Path) -> Run:
         space=space,
         models=tuple(m for m in models if isinstance(m, Mapping) and "id" in m),
         pareto_recorded=bool(pareto),
-        timings={k: float(v) for k, v in (timings or {}).items() if number(v)},
+        timings=dict((timings or {}).get("seconds", {})),
         sustainability=sustainability,
         emissions=_read_emissions(run / "emissions.csv", notes),
         notes=tuple(notes),
@@ -226,18 +222,15 @@ def _reference(
     return tuple(out), "not recorded; 10% beyond the worst value of the trials"
 
 
-def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:
+def _read_file(path: Path, schema: type[SustainabilityFile | TimingsFile], notes: list[str]) -> dict[str, Any] | None:
+    """A run file read through its schema, as a dict; ``None`` with a note when it is missing or unreadable."""
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (ValueError, OSError) as e:
+        return dict(schema.read_text(path.read_text(), name=path.name).model_dump(mode="json"))
+    except (RunFileError, OSError) as e:
         notes.append(f"{path.name} cannot be read ({e}); its figures are not shown.")
         return None
-    if not isinstance(data, dict):
-        notes.append(f"{path.name} does not hold a JSON object; its figures are not shown.")
-        return None
-    return data
 
 
 def _read_emissions(path: Path, notes: list[str]) -> tuple[dict[str, Any], ...] | None:

@@ -17,6 +17,7 @@ import yaml
 
 from hardware_profiles import load_profile
 from nas._errors import RunError
+from nas._schemas import TimingsFile
 from nas.data import DataSplits, load_dataset
 from nas.run._config import (
     OBJECTIVE_UNITS,
@@ -444,7 +445,7 @@ class Experiment:
                 self.run_dir, tuple(models), len(trials), failed, hv, phase, stopped_by=tracker.stopped_by,
                 failures=tuple((tr.number, tr.error or "") for tr in trials if tr.state is TrialState.FAILED),
             )  # fmt: skip
-            (self.run_dir / "timings.json").write_text(json.dumps(phase, indent=2))
+            (self.run_dir / "timings.json").write_text(TimingsFile(seconds=phase).to_json())
         finally:
             storage.close()
         return result

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from nas._errors import RunError
+from nas._schemas import ModelEntry, ObjectiveEntry, ParetoFile
 from nas.data import DataSplits, load_dataset
 from nas.run._config import (
     SearchConfig,
@@ -149,17 +150,19 @@ def write_outputs(
     """``pareto.json``, ``trials.csv`` and ``pareto.png``, all derived from the study."""
     objectives = study.objectives
     methods = {t.number: t.metrics.get("energy_method") for t in study.trials}
-    pareto: dict[str, Any] = {
-        "objectives": [o.to_dict() for o in objectives],
-        "hypervolume": study.hypervolume(),
-        "reference": {o.name: o.reference for o in objectives},
-        "models": [
-            {**m.to_dict(), **({"energy_method": methods[m.id]} if methods.get(m.id) else {})} for m in models
+    pareto = ParetoFile(
+        objectives=[ObjectiveEntry.model_validate(o.to_dict()) for o in objectives],
+        hypervolume=study.hypervolume(),
+        reference={o.name: o.reference for o in objectives},
+        models=[
+            ModelEntry.model_validate(
+                {**m.to_dict(), **({"energy_method": methods[m.id]} if methods.get(m.id) else {})}
+            )
+            for m in models
         ],
-    }
-    if energy_detail is not None:
-        pareto["energy"] = {"per": "inference", "unit": "mJ", "detail": energy_detail}
-    _atomic_write(run_dir / "pareto.json", json.dumps(pareto, indent=2))
+        energy=None if energy_detail is None else {"per": "inference", "unit": "mJ", "detail": energy_detail},
+    )
+    _atomic_write(run_dir / "pareto.json", pareto.to_json())
     write_trials_csv(run_dir / "trials.csv", study)
     from nas.report._plots import plot_front
 

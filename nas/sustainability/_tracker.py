@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from nas._schemas import SustainabilityFile
 
 __all__ = ["BudgetExceeded", "Budgets", "PhaseTotals", "SearchTracker", "method_of"]
 
@@ -401,7 +402,7 @@ class SearchTracker:
 
     def write(self) -> None:
         """Writes ``sustainability.json`` and ``emissions_by_phase.csv`` (atomically; safe to call often)."""
-        _atomic(self.run_dir / "sustainability.json", json.dumps(self.summary(), indent=2))
+        _atomic(self.run_dir / "sustainability.json", SustainabilityFile.model_validate(self.summary()).to_json())
         rows = list(self._task_rows.values())
         if rows:
             fields = list(dict.fromkeys(k for r in rows for k in r))
