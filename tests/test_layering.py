@@ -1,4 +1,4 @@
-"""DESIGN.md's layering: search/ never imports torch/onnx/nas/profilers; profilers/ never imports search/nas."""
+"""The layering of docs/architecture.md: search/ never imports torch/onnx/nas/profilers; profilers/ never imports search/nas; nas/ has no import cycles."""
 
 import ast
 import subprocess

@@ -4,7 +4,7 @@ The HTML page is self-contained: every figure is an embedded PNG, the style shee
 script, so it opens offline and can be mailed or archived as one file. The Markdown summary holds the same
 tables, with relative links to the same figures written as PNG files next to it.
 
-What a run directory holds is described in DESIGN.md. Everything the report shows comes from files of the
+What a run directory holds is described in docs/architecture.md. Everything the report shows comes from files of the
 run; what a run did not record (energy, emissions, per-trial energy) is said to be "not recorded".
 """
 

@@ -141,7 +141,7 @@ class SupernetConfig(_Section):
 
     epochs: int = Field(default=20, ge=1)
     #: independently seeded supernets (member k: seed + k), each trained ``epochs``; a candidate's error is
-    #: their mean, and its exported model is the member's subnet that scored best (see DESIGN.md)
+    #: their mean, and its exported model is the member's subnet that scored best (see docs/architecture.md)
     members: int = Field(default=1, ge=1, le=16)
     batch_size: int = Field(default=128, ge=1)
     lr: float = Field(default=0.1, gt=0)
