@@ -26,8 +26,18 @@ trial is what the SQLite study database adds to every trial of a search.
 ``--quick`` scores 4 candidates and runs 100 storage trials to check that the script works; its figures
 say nothing.
 
+``--training`` runs only benchmark (g), training throughput: images/s of one supernet sandwich step (the
+largest, the smallest and two random archs, in-place distillation, as ``train_supernet`` runs it) against a
+plain PyTorch loop training the largest subnet alone as a static network (forward, cross-entropy, backward,
+SGD step), same device, same batch of ``--batch-size`` random ``3 x S x S`` images (``--image-size``, 32 by
+default) for the MobileNet space sized for that input and 10 classes, in one run. After warm-up steps the two
+alternate in ``--rounds`` rounds of ``--steps`` steps each, so both see the same machine load; the ratio of
+their images/s is the figure (target <= 4.6: four forward/backward passes plus at most 15 % for slicing).
+
     .venv/bin/python benchmarks/throughput.py [--quick] [--out benchmarks/out] [--threads N]
         [--candidates N] [--arch-seed S] [--storage-trials N]
+    .venv/bin/python benchmarks/throughput.py --training [--device auto] [--precision auto]
+        [--image-size 32] [--batch-size 128] [--rounds 3] [--steps 3]
 """
 
 from __future__ import annotations
@@ -184,16 +194,151 @@ def storage_run(storage: Storage, n_trials: int) -> float:
     return (time.perf_counter() - t0) / n_trials
 
 
+def training_throughput(args: Any, info: dict[str, Any]) -> None:
+    """Benchmark (g): a supernet sandwich step against a plain loop training the largest subnet alone."""
+    import torch
+    import torch.nn.functional as F
+
+    from nas.spaces import space_for_input
+    from nas.training import resolve_device, resolve_precision, sandwich_step
+    from nas.training._device import autocast, grad_scaler, prepare_model
+
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    space = space_for_input("mobilenet", 3, args.image_size, 10, {})
+    supernet = space.build_supernet(seed=0)
+    static = supernet.subnet(space.largest_arch())  # its own copy of the largest arch's weights
+    channels_last = prepare_model(supernet, device, precision)
+    prepare_model(static, device, precision)
+    gen = torch.Generator().manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=gen)
+    x = x.to(device, memory_format=fmt)
+    y = torch.randint(0, 10, (args.batch_size,), generator=gen).to(device)
+    rng = np.random.default_rng(0)
+    largest, smallest = space.largest_arch(), space.smallest_arch()
+    super_opt = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    static_opt = torch.optim.SGD(static.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    super_scaler, static_scaler = grad_scaler(device, precision), grad_scaler(device, precision)
+    supernet.train()
+    static.train()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def sandwich(steps: int) -> float:
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            archs = [largest, smallest, space.random_arch(rng), space.random_arch(rng)]
+            sandwich_step(supernet, x, y, archs, super_opt, precision=precision, scaler=super_scaler)
+        sync()
+        return time.perf_counter() - t0
+
+    def plain(steps: int) -> float:
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            static_opt.zero_grad(set_to_none=True)
+            with autocast(device, precision):
+                loss = F.cross_entropy(static(x).float(), y)
+            if static_scaler is not None:
+                static_scaler.scale(loss).backward()
+                static_scaler.step(static_opt)
+                static_scaler.update()
+            else:
+                loss.backward()
+                static_opt.step()
+        sync()
+        return time.perf_counter() - t0
+
+    common.log(
+        f"training throughput on {device} ({precision}), {args.image_size}x{args.image_size}, batch {args.batch_size}"
+    )
+    common.log(f"  space: {space.describe()}")
+    sandwich(args.warmup)
+    plain(args.warmup)
+    times: dict[str, list[float]] = {"sandwich": [], "plain": []}
+    for r in range(args.rounds):
+        times["sandwich"].append(sandwich(args.steps))
+        times["plain"].append(plain(args.steps))
+        common.log(
+            f"  round {r + 1}: sandwich {times['sandwich'][-1]:.2f} s, plain {times['plain'][-1]:.2f} s"
+        )
+    images = args.batch_size * args.steps * args.rounds
+    rate = {k: images / sum(v) for k, v in times.items()}
+    ratio = rate["plain"] / rate["sandwich"]
+    payload = {
+        **info,
+        "benchmark": f"{NAME}-training",
+        "quick": args.quick,
+        "device": str(device),
+        "precision": precision,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "space": space.to_dict(),
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
+        "seconds": times,
+        "images_per_s": rate,
+        "plain_over_sandwich": ratio,
+    }
+    path = common.write_json(
+        args.out / f"{NAME}-training-{device.type}-{args.image_size}{'-quick' if args.quick else ''}.json",
+        payload,
+    )
+    print(f"## Training throughput (g){' (quick: the figures mean nothing)' if args.quick else ''}\n")
+    print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
+    print(
+        f"- {device} in {precision}, batch {args.batch_size} of 3x{args.image_size}x{args.image_size} images, "
+        f"{space.describe()}; {args.rounds} alternating rounds of {args.steps} steps after {args.warmup} warm-up steps\n"
+    )
+    print(
+        common.table(
+            ["loop", "images/s", "s per step"],
+            [
+                [
+                    "supernet sandwich step (largest, smallest, 2 random)",
+                    f"{rate['sandwich']:.1f}",
+                    f"{sum(times['sandwich']) / (args.steps * args.rounds):.3f}",
+                ],
+                [
+                    "plain loop, largest subnet as a static network",
+                    f"{rate['plain']:.1f}",
+                    f"{sum(times['plain']) / (args.steps * args.rounds):.3f}",
+                ],
+            ],
+        )
+    )
+    print(
+        f"\nthe sandwich step costs {ratio:.2f}x the plain step (target <= 4.6x: {'met' if ratio <= 4.6 else 'NOT met'})"
+    )
+    print(f"\nfigures in {path}")
+
+
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--candidates", type=int, default=60, help="distinct archs scored in each mode")
     p.add_argument("--arch-seed", type=int, default=0, help="seed of the random archs")
     p.add_argument("--storage-trials", type=int, default=1000, help="trials of the storage comparison")
+    p.add_argument("--training", action="store_true", help="run benchmark (g), training throughput, only")
+    p.add_argument("--device", default="auto", help="(g) auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", help="(g) auto, bf16, fp16 or fp32")
+    p.add_argument("--image-size", type=int, default=32, help="(g) side of the square input images")
+    p.add_argument("--batch-size", type=int, default=128, help="(g) images per step")
+    p.add_argument("--rounds", type=int, default=3, help="(g) alternating rounds")
+    p.add_argument("--steps", type=int, default=3, help="(g) steps per round and loop")
+    p.add_argument("--warmup", type=int, default=2, help="(g) untimed steps of each loop first")
     args = p.parse_args()
     if args.quick:
         args.candidates, args.storage_trials = 4, 100
+        args.rounds, args.steps, args.warmup, args.batch_size = 1, 1, 1, 16
     common.apply_threads(args.threads)
     info = common.header()
+    if args.training:
+        training_throughput(args, info)
+        return
 
     cfg = common.demo_config()
     data = common.load_data(cfg)
