@@ -10,12 +10,16 @@ full latency tables of the other 22 devices and N measured archs of the left-out
 - ``transfer + one-hot``: the tables and the one-hot features together (``--with-features``; slow at N = 50);
 - ``ceiling``: the transfer model fitted on all archs of the left-out device, the best any N could reach.
 
+``--exclude-same-hardware`` makes it stricter: the tables of the same GPU at its other batch sizes are left
+out too (predicting ``2080ti_256`` from the other GPUs, CPUs and phones only).
+
 For each device and N: Spearman rho between predicted and true latency over the archs not measured, and
 the share predicted within +-10 %, each averaged over the draws; also the fit's own leave-one-out error on
 the N points against the error it then makes on the rest.
 
     .venv/bin/python benchmarks/latency_transfer.py [--quick] [--out benchmarks/out]
         [--data ../shared/data/nb201_help.csv] [--n 5 10 20 50] [--draws 10] [--with-features]
+        [--exclude-same-hardware]
 
 Needs no torch and no nas: only NumPy, SciPy and ``profilers``.
 """
@@ -95,6 +99,12 @@ def load(path: Path) -> tuple[list[str], list[str], np.ndarray, dict[str, list[f
     return keys, devices, latency, features
 
 
+def hardware(device: str) -> str:
+    """The machine of a device column: ``"2080ti"`` for ``"2080ti_256"`` (GPUs carry their batch size)."""
+    name, _, batch = device.rpartition("_")
+    return name if batch in ("1", "32", "256") else device
+
+
 def score(predicted: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     """Spearman rho and the share within +-10 %."""
     rho = float(spearmanr(predicted, true).statistic)
@@ -110,6 +120,11 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="+", default=[5, 10, 20, 50], help="measured archs per fit")
     p.add_argument("--draws", type=int, default=10, help="random draws of the N archs per device and N")
     p.add_argument("--with-features", action="store_true", help="also fit tables and one-hot together")
+    p.add_argument(
+        "--exclude-same-hardware",
+        action="store_true",
+        help="leave out the left-out GPU's tables at other batch sizes too",
+    )
     args = p.parse_args()
     info = header()
     keys, devices, latency, features = load(args.data)
@@ -124,7 +139,11 @@ def main() -> None:
     for target in targets:
         j = devices.index(target)
         true = latency[:, j]
-        others = [i for i in range(len(devices)) if i != j]
+        others = [
+            i
+            for i in range(len(devices))
+            if i != j and not (args.exclude_same_hardware and hardware(devices[i]) == hardware(target))
+        ]
         s = np.log(latency[:, others])
         weights, intercept = _nnls_with_intercept(s, np.log(true))
         ceiling[target] = score(np.exp(intercept + s @ weights), true)
@@ -215,7 +234,8 @@ def main() -> None:
     print("Transfer, per left-out device: Spearman / within +-10 %, mean over the draws\n")
     print(markdown(headers, rows))
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"{NAME}{'-quick' if args.quick else ''}.json"
+    variant = "-same-hardware-out" if args.exclude_same_hardware else ""
+    out = args.out / f"{NAME}{variant}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps({**info, "ceiling": ceiling, "results": results}, indent=1))
     log(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
 

@@ -30,6 +30,7 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
+    import onnxruntime.quantization
 
 __all__ = [
     "PRECISION_METADATA_KEY",
@@ -239,7 +240,7 @@ def quantize_int8(
         q.quantize_static(
             str(to_quantize),
             str(quantized),
-            _ImageReader(input_name, images, batch),
+            _image_reader(q.CalibrationDataReader, input_name, images, batch),
             quant_format=q.QuantFormat.QDQ,
             per_channel=per_channel,
             reduce_range=reduce_range,
@@ -334,22 +335,21 @@ def compare_int8_accuracy(
     )
 
 
-class _ImageReader:
-    """A ``CalibrationDataReader`` over a NumPy array: one ``{input: batch}`` feed per call."""
+def _image_reader(
+    base: type, input_name: str, images: np.ndarray, batch_size: int
+) -> onnxruntime.quantization.CalibrationDataReader:
+    """A ``CalibrationDataReader`` (``base``) over a NumPy array: one ``{input: batch}`` feed per call."""
 
-    def __init__(self, input_name: str, images: np.ndarray, batch_size: int) -> None:
-        self._feeds: Iterator[dict[str, np.ndarray]] = (
-            {input_name: images[i : i + batch_size]} for i in range(0, len(images), batch_size)
-        )
+    class ImageReader(base):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            self._feeds: Iterator[dict[str, np.ndarray]] = (
+                {input_name: images[i : i + batch_size]} for i in range(0, len(images), batch_size)
+            )
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
 
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        return self._feeds
-
-    def __next__(self) -> dict[str, np.ndarray]:
-        return next(self._feeds)
+    return ImageReader()
 
 
 def _single_input(model: onnx.ModelProto, path: Path) -> tuple[str, int | None, tuple[int | None, ...]]:

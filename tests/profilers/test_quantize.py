@@ -245,3 +245,16 @@ def test_labels_that_do_not_fit_are_refused(quantized: QuantizedModel) -> None:
         compare_int8_accuracy(quantized.float_path, quantized.int8_path, images, np.zeros(9, np.int64))
     with pytest.raises(ValueError, match="1-D integer array"):
         compare_int8_accuracy(quantized.float_path, quantized.int8_path, images, np.zeros(10, np.float32))
+
+
+def test_calibration_images_set_the_activation_ranges(tmp_path: Path) -> None:
+    # Calibrated on images 100 times too faint, the int8 model clips real images' activations.
+    float_path = _export(tmp_path / "net.onnx", dynamo=False)
+    faint = quantize_int8(float_path, tmp_path / "faint.int8.onnx", 0.01 * _images(32, seed=5))
+    right = quantize_int8(float_path, tmp_path / "right.int8.onnx", _images(32, seed=5))
+    images = _images(128, seed=6)
+    labels = np.zeros(128, np.int64)
+    assert (
+        compare_int8_accuracy(float_path, faint.int8_path, images, labels).agreement
+        < compare_int8_accuracy(float_path, right.int8_path, images, labels).agreement - 0.2
+    )
