@@ -250,6 +250,11 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
         text = f"Energy per inference (energy_mj): {method}."
         if inference.get("fallback_reason"):
             text += f" Fallback: {inference['fallback_reason']}."
+        if "estimated" in str(method).split(", "):
+            text += (
+                " Estimated energy is a constant power times the latency: it is the latency in other units, "
+                "and ranks models exactly as latency_ms does."
+            )
         doc.para(text)
         stopped = s.get("stopped_by")
         if isinstance(stopped, Mapping):
