@@ -29,6 +29,7 @@ from nas.run._config import (
 )
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._front import ModelRecord, export_front, member_checkpoint, write_outputs
+from nas.run._progress import estimated_energy_note
 from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
 from nas.training._device import DeviceError, resolve_device, resolve_precision
@@ -42,7 +43,6 @@ from nas.training._distributed_train import (
 from nas.training._log import BatchProgress, TrainLog
 from nas.training._train import train_supernet
 from profilers import (
-    EstimatedEnergy,
     MeasurementCache,
 )
 from search import (
@@ -352,7 +352,7 @@ class Experiment:
             phase=tracker.phase,
             device=cfg.supernet.device,
         )
-        note = _estimated_energy_note(cfg, evaluator)
+        note = estimated_energy_note(cfg, evaluator)
         if note is not None:
             train_log.write(note)
             if hasattr(self.reporter, "note"):
@@ -511,23 +511,6 @@ def _apportion_energy(
         share = spent.energy_kwh * (t.duration_s or 0.0) / total_s
         attrs = {"energy_kwh": share, "energy_method": f"{tracker.method} (shared out by duration)"}
         storage.update_trial(t.replace(attrs={**t.attrs, **attrs}))
-
-
-def _estimated_energy_note(cfg: SearchConfig, evaluator: CandidateEvaluator) -> str | None:
-    """One line saying that ``energy_mj`` is latency in other units, when it is an objective and can only be
-    estimated as a constant power times the latency (no NVML or RAPL meter for the profile)."""
-    if "energy_mj" not in cfg.search.objectives:
-        return None
-    try:
-        meter = evaluator.energy_profiler()
-    except Exception:  # noqa: BLE001 - a meter that cannot be built fails the first trial with its reason
-        return None
-    if not isinstance(meter, EstimatedEnergy):
-        return None
-    return (
-        f"note: energy_mj is estimated as a constant {meter.power_w:.3g} W times the latency (no energy meter "
-        "for this profile), so as an objective it ranks models exactly as latency_ms does"
-    )
 
 
 def _checkpoint_epochs(path: Path) -> int:

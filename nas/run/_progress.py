@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from nas.training._log import BatchProgress, format_seconds
+from profilers import EstimatedEnergy
 from search import Study, Trial, TrialState
 
 
@@ -60,7 +61,7 @@ class ProgressReporter:
         """Shows the energy the run has spent so far (a :class:`nas.SearchTracker`)."""
         self._tracker = tracker
 
-    def __enter__(self) -> ProgressReporter:
+    def __enter__(self) -> Self:
         if self.live:
             self._progress.start()
         return self
@@ -137,3 +138,24 @@ class ProgressReporter:
             self._progress.update(self._task, completed=n, info=info)
         if n % self.every == 0:
             self._log(f"  trials {n}  {info}")
+
+
+def estimated_energy_note(cfg: Any, evaluator: Any) -> str | None:
+    """One line saying that ``energy_mj`` is latency in other units, when it is an objective and can only be
+    estimated as a constant power times the latency (no NVML or RAPL meter for the profile).
+
+    ``cfg`` is a :class:`~nas.run._config.SearchConfig`; ``evaluator`` has ``energy_profiler()`` (a
+    :class:`~nas.run._evaluator.CandidateEvaluator`).
+    """
+    if "energy_mj" not in cfg.search.objectives:
+        return None
+    try:
+        meter = evaluator.energy_profiler()
+    except Exception:  # noqa: BLE001 - a meter that cannot be built fails the first trial with its reason
+        return None
+    if not isinstance(meter, EstimatedEnergy):
+        return None
+    return (
+        f"note: energy_mj is estimated as a constant {meter.power_w:.3g} W times the latency (no energy meter "
+        "for this profile), so as an objective it ranks models exactly as latency_ms does"
+    )

@@ -18,7 +18,7 @@ from torch.utils.data import TensorDataset
 
 from nas.cli import main
 from nas.run._config import load_config
-from nas.run._experiment import _estimated_energy_note
+from nas.run._progress import estimated_energy_note as _estimated_energy_note
 from nas.spaces._mobilenet import SupernetSpec
 from nas.spaces._mobilenet_net import Supernet
 from nas.training._checkpoint import load_checkpoint, to_cpu
