@@ -80,14 +80,9 @@ def machine() -> dict[str, Any]:
     import numpy
     import onnxruntime
 
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from profilers import cpu_model_name
+
+    model = cpu_model_name() or "unknown"
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["LatencyTable", "LutError", "fit_linear"]
 
 _FORMAT = "hwnas-lut"
@@ -179,28 +181,12 @@ def fit_linear(features: Sequence[Sequence[float]], y: Sequence[float]) -> tuple
     n = len(y)
     if n < 2 or len(features) != n:
         raise ValueError("fit_linear needs at least two rows, one feature row per value")
-    rows = [[*map(float, f), 1.0] for f in features]
-    d = len(rows[0])
-    w = [1.0 / (v * v) if v > 0 else 1.0 for v in y]
-    a = [[sum(w[k] * rows[k][i] * rows[k][j] for k in range(n)) for j in range(d)] for i in range(d)]
-    b = [sum(w[k] * rows[k][i] * float(y[k]) for k in range(n)) for i in range(d)]
-    scale = max(abs(a[i][i]) for i in range(d)) or 1.0
-    for i in range(d - 1):
-        a[i][i] += 1e-12 * scale
-    return tuple(_solve(a, b))
-
-
-def _solve(a: list[list[float]], b: list[float]) -> list[float]:
-    """Gaussian elimination with partial pivoting (the systems here are 2x2 to 4x4)."""
-    n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
-        m[col], m[pivot] = m[pivot], m[col]
-        if m[col][col] == 0:
-            continue
-        for r in range(n):
-            if r != col:
-                f = m[r][col] / m[col][col]
-                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
-    return [m[i][n] / m[i][i] if m[i][i] else 0.0 for i in range(n)]
+    x = np.asarray(features, dtype=float).reshape(n, -1)
+    target = np.asarray(y, dtype=float)
+    weights = np.where(target > 0, 1.0 / np.where(target > 0, target, 1.0), 1.0)  # sqrt of 1 / y**2
+    varying = np.ptp(x, axis=0) > 0
+    design = np.column_stack([x[:, varying], np.ones(n)]) * weights[:, None]
+    solution, *_ = np.linalg.lstsq(design, target * weights, rcond=None)
+    coef = np.zeros(x.shape[1])
+    coef[varying] = solution[:-1]
+    return (*(float(c) for c in coef), float(solution[-1]))

@@ -29,7 +29,7 @@ from hardware_profiles import HardwareProfile
 from nas.run._export import export_onnx
 from nas.spaces._protocol import Arch, SearchSpace
 from nas.spaces._registry import space_ref
-from profilers import LatencyTable, OnnxRuntimeLatency
+from profilers import LatencyTable, OnnxRuntimeLatency, cpu_model_name
 
 __all__ = ["arch_parts", "measure_table", "predict_latency"]
 
@@ -135,12 +135,7 @@ class _Empty(nn.Module):
 
 def machine_id() -> dict[str, Any]:
     """What identifies the machine a table was measured on (CPU model, cores, OS, host)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model_name() or platform.machine()
     return {
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),

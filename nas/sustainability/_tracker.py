@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from nas._schemas import SustainabilityFile
+from profilers import cpu_model_name
 
 __all__ = ["BudgetExceeded", "Budgets", "PhaseTotals", "SearchTracker", "method_of"]
 
@@ -429,15 +430,7 @@ def _codecarbon_version() -> str | None:
 
 
 def _hardware(profile_name: str | None) -> dict[str, Any]:
-    cpu_model = platform.processor() or None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu_model = cpu_model_name()
     ram_gb = None
     try:
         import psutil
