@@ -17,7 +17,7 @@ import torch
 
 from hardware_profiles import HardwareProfile, load_profile
 from nas._errors import RunError
-from nas.data._loaders import DataSplits
+from nas.data import DataSplits
 from nas.run._config import SearchConfig
 from nas.run._export import export_onnx
 from nas.run._lut import predict_latency

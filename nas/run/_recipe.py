@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hardware_profiles import HardwareProfile
-from nas.data._loaders import DataSplits
+from nas.data import DataSplits
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._export import EXPORTERS
 from nas.run._locks import MeasureLock
