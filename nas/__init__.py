@@ -17,6 +17,7 @@ from nas.data import (
     load_digits,
     load_digits_hard,
 )
+from nas.deploy import LoadedRun, load_run
 from nas.report import ReportError, ReportFiles, group_importance, param_importance, write_report
 from nas.run import (
     CandidateEvaluator,
@@ -78,6 +79,7 @@ __all__ = [
     "Experiment",
     "MeasureLock",
     "ModelRecord",
+    "LoadedRun",
     "ReportError",
     "ReportFiles",
     "RunError",
@@ -102,6 +104,7 @@ __all__ = [
     "load_cifar10",
     "load_config",
     "load_dataset",
+    "load_run",
     "load_digits",
     "load_digits_hard",
     "make_divisible",

@@ -175,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("profiles", help="list the shipped hardware profiles")
     sub.add_parser("spaces", help="list the built-in search spaces: presets, input sizes, number of subnets")
 
+    k = sub.add_parser("pick", help="print the best model of a run's front within bounds (id, metrics, ONNX path)")
+    k.add_argument("run", metavar="RUN", help="run directory, e.g. runs/demo")
+    k.add_argument(
+        "--max", action="append", default=[], metavar="METRIC=VALUE", help="upper bound, e.g. latency_ms=5 (repeatable)"
+    )
+    k.add_argument("--by", metavar="METRIC", help="rank by this metric (default: error)")
+
+    w = sub.add_parser("dashboard", help="serve a live view of a run (front, hypervolume, trials) while it searches")
+    w.add_argument("run", metavar="RUN", help="run directory, e.g. runs/demo")
+    w.add_argument("--port", type=_non_negative_int, default=8050, metavar="N", help="port (default: 8050; 0: any free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+
     r = sub.add_parser("report", help="render the HTML/Markdown report of a run, or compare several runs")
     r.add_argument("runs", nargs="+", metavar="RUN", help="run directories, e.g. runs/demo")
     r.add_argument(
@@ -378,8 +390,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pick(args: argparse.Namespace) -> int:
+    from nas.deploy._pick import NoModelMeetsBounds, parse_bound, pick, read_front
+
+    from nas.deploy._pick import PickError
+
+    front = read_front(args.run)
+    try:
+        bounds = dict(parse_bound(text) for text in args.max)
+    except PickError as e:
+        raise UsageError(f"{e}; metrics of this run: {', '.join(front.metric_names)}") from None
+    try:
+        best = pick(front, max=bounds, by=args.by)
+    except NoModelMeetsBounds as e:
+        print(f"hwnas: {e}", file=sys.stderr)
+        return 1
+    shown = [*dict.fromkeys([*front.metric_names[: len(front.objectives)], *bounds])]
+    print(f"model {best.id}: {best.describe(shown, front.units)}")
+    if best.test_error is not None:
+        print(f"test error: {best.test_error:.4g} %")
+    print(f"onnx: {best.onnx}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from nas.report._dashboard import serve
+
+    serve(args.run, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_profile_device(args: argparse.Namespace) -> int:
-    import dataclasses
     from pathlib import Path
 
     import yaml
@@ -434,7 +475,7 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     out.with_name(f"{out.stem}.calibration.json").write_text(json.dumps(records, indent=1))
     fields = {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-        for k, v in dataclasses.asdict(profile).items()
+        for k, v in profile.model_dump().items()
     }
     fields["provider_options"] = [dict(o) for o in profile.provider_options]
     name = f"{out.stem}"
@@ -481,6 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "spaces": _cmd_spaces,
         "profile-device": _cmd_profile_device,
         "report": _cmd_report,
+        "pick": _cmd_pick,
+        "dashboard": _cmd_dashboard,
     }
     try:
         return handlers[args.command](args)
