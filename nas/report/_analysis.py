@@ -195,7 +195,29 @@ def front_series(run: Run, name: str) -> FrontSeries:
         feasible=feasible,
         on_front=on_front,
         exported=np.array([t.number in exported for t in done], dtype=bool),
+        ids=np.array([t.number for t in done], dtype=int),
     )
+
+
+def reference_box(runs: Sequence[Run], reference: Sequence[float]) -> tuple[tuple[float, ...], float | None]:
+    """The box a normalised hypervolume is a share of: its best corner and its volume (in the objectives'
+    own units), or ``None`` for the volume when the box is empty.
+
+    The best corner is 0 for a minimized objective whose values are never negative (error, latency, energy,
+    sizes): a front at that corner would score 1. Otherwise it is the best value any trial reached.
+    """
+    objectives = runs[0].objectives
+    corner, volume = [], 1.0
+    for k, o in enumerate(objectives):
+        seen = [float(t.metrics[o.name]) for r in runs for t in r.complete if number(t.metrics.get(o.name))]
+        ref = float(reference[k])
+        if o.direction == "minimize" and ref > 0 and all(v >= 0 for v in seen):
+            best = 0.0
+        else:
+            best = (min if o.direction == "minimize" else max)(seen, default=ref)
+        corner.append(best)
+        volume *= abs(ref - best)
+    return tuple(corner), (volume if volume > 0 and math.isfinite(volume) else None)
 
 
 def scratch(run: Run) -> tuple[FromScratchEstimate | None, str]:

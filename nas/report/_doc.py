@@ -50,7 +50,8 @@ class Table:
                 for k, c in enumerate(row)
             )
             body.append(f"<tr{attrs}>{cells}</tr>")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        # A wide table scrolls inside its own box rather than widening the page.
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
     def md(self) -> str:
         num = list(self.numeric) or [False] * len(self.headers)
@@ -101,7 +102,7 @@ class Doc:
 
     def facts(self, items: Sequence[tuple[str, str]]) -> None:
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in items)
-        self.html_parts.append(f'<table class="facts">{rows}</table>')
+        self.html_parts.append(f'<div class="scroll"><table class="facts">{rows}</table></div>')
         self.md_parts.append("\n".join(f"- **{k}:** {v}" for k, v in items))
 
     def bullets(self, items: Sequence[str]) -> None:
@@ -115,6 +116,12 @@ class Doc:
             return
         self.html_parts.append(f"<details><summary>{html.escape(details)}</summary>{table.html()}</details>")
         self.md_parts.append(f"<details><summary>{details}</summary>\n\n{table.md()}\n\n</details>")
+
+    def details(self, summary: str, items: Sequence[str]) -> None:
+        """A list folded away under ``summary`` (in Markdown, a plain list after it)."""
+        inner = "".join(f"<li>{html.escape(i)}</li>" for i in items)
+        self.html_parts.append(f"<details><summary>{html.escape(summary)}</summary><ul>{inner}</ul></details>")
+        self.md_parts.append(f"<details><summary>{summary}</summary>\n\n" + "\n".join(f"- {i}" for i in items) + "\n\n</details>")
 
     def pre(self, text: str) -> None:
         self.html_parts.append(f"<pre>{html.escape(text)}</pre>")
@@ -167,6 +174,8 @@ table.facts th{background:#f7f7f7;font-weight:600}
 figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:.4em .8em}
 .small{color:#666;font-size:.9em}pre{background:#f5f5f5;padding:.6em;overflow-x:auto}details{margin:.6em 0}summary{cursor:pointer}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}.scroll{margin:.8em 0}
+td{overflow-wrap:break-word}th{white-space:nowrap}h1{overflow-wrap:anywhere}
 """
 
 

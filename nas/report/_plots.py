@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator, ScalarFormatter
 
+from nas.report._units import _ENERGY, axis_scale, scale_for
 from search import Objective, Study, TrialState
 
 
@@ -30,12 +33,15 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     front = {t.number for t in study.best_trials}
     pairs = list(itertools.combinations(range(len(objectives)), 2)) or [(0, 0)]
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.2), squeeze=False)
+    scales = [axis_scale(o, [t.values[k] for t in done]) for k, o in enumerate(objectives)]
+    done = [t.replace(values=tuple(v * s[1] for v, s in zip(t.values, scales))) for t in done]
     for ax, (i, j) in zip(axes[0], pairs):
-        label = lambda k: _label(objectives[k].name, objectives[k].unit)
+        label = lambda k: scales[k][0]
         if i == j:
             ax.plot([t.number for t in done], [t.values[i] for t in done], ".", color="0.6")
             ax.set_xlabel("trial")
             ax.set_ylabel(label(i))
+            tidy_ticks(ax, y_counts=scales[i][2])
             continue
         feas = [t for t in done if t.violation == 0.0]
         infeas = [t for t in done if t.violation != 0.0]
@@ -63,8 +69,11 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
             zorder=3,
             label="Pareto (exported)",
         )
+        for t in hi:
+            _id_label(ax, t.values[j], t.values[i], t.number)
         ax.set_xlabel(label(j))
         ax.set_ylabel(label(i))
+        tidy_ticks(ax, x_counts=scales[j][2], y_counts=scales[i][2])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{len(done)} trials, {len(front)} on the Pareto front")
@@ -73,6 +82,20 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def tidy_ticks(ax: Axes, *, x_counts: bool = False, y_counts: bool = False) -> None:
+    """At most six ticks per axis, counts with SI prefixes (``1.2M``), no offset: labels that never overlap."""
+    for axis, counts in ((ax.xaxis, x_counts), (ax.yaxis, y_counts)):
+        axis.set_major_locator(MaxNLocator(nbins=5, min_n_ticks=3))
+        axis.set_major_formatter(EngFormatter(sep="") if counts else ScalarFormatter(useOffset=False))
+
+
+def _id_label(ax: Axes, x: float, y: float, ident: int) -> None:
+    """The model id next to its point on the front."""
+    ax.annotate(
+        str(ident), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8, color="0.15", zorder=5
+    )
 
 
 def _label(name: str, unit: str) -> str:
@@ -100,6 +123,8 @@ class FrontSeries:
     feasible: np.ndarray
     on_front: np.ndarray
     exported: np.ndarray
+    #: ``n`` trial numbers (the exported models' ids)
+    ids: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -133,18 +158,21 @@ def fronts_figure(series: Sequence[FrontSeries], objectives: Sequence[Objective]
     fig = Figure(figsize=(5.0 * cols, 4.0 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     overlay = len(series) > 1
+    scales = [axis_scale(o, np.concatenate([s.values[:, k] for s in series])) for k, o in enumerate(objectives)]
+    factors = np.array([f for _, f, _ in scales])
     step = m == 2 and all(o.direction == "minimize" for o in objectives)
     for ax, (i, j) in zip(axes, pairs):
         for k, s in enumerate(series):
             colour = _COLOURS[k % len(_COLOURS)] if overlay else "tab:red"
             other = colour if overlay else "0.65"
             prefix = f"{s.name}: " if overlay else ""
-            v, feas, front, exp = s.values, s.feasible, s.on_front, s.exported
+            v, feas, front, exp = s.values * factors, s.feasible, s.on_front, s.exported
             if i == j:
                 ax.plot(np.arange(len(v)), v[:, i], ".", color=other, alpha=0.5 if overlay else 1.0)
                 ax.plot(np.flatnonzero(exp), v[exp, i], "o", color=colour, label=f"{prefix}exported")
                 ax.set_xlabel("complete trial")
-                ax.set_ylabel(_axis(objectives[i]))
+                ax.set_ylabel(scales[i][0])
+                tidy_ticks(ax, y_counts=scales[i][2])
                 continue
             alpha = 0.3 if overlay else 1.0
             ax.scatter(
@@ -162,11 +190,16 @@ def fronts_figure(series: Sequence[FrontSeries], objectives: Sequence[Objective]
             if not overlay and exp.any():
                 ax.scatter(
                     v[exp, j], v[exp, i], s=90, facecolors="none", edgecolors="black", lw=1.2, zorder=4,
-                    label="exported model",
+                    label="exported model (id)",
                 )  # fmt: skip
+                if s.ids is not None:
+                    for k in np.flatnonzero(exp):
+                        _id_label(ax, v[k, j], v[k, i], int(s.ids[k]))
         if i != j:
-            ax.set_xlabel(_axis(objectives[j]))
-            ax.set_ylabel(_axis(objectives[i]))
+            ax.set_xlabel(scales[j][0])
+            ax.set_ylabel(scales[i][0])
+            tidy_ticks(ax, x_counts=scales[j][2], y_counts=scales[i][2])
+            ax.margins(0.1)  # room for the id labels of the extreme points
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in axes[len(pairs) :]:
@@ -191,11 +224,13 @@ def parallel_figure(series: FrontSeries, objectives: Sequence[Objective]) -> Fig
         ax.plot(x, row, color="tab:red", lw=1.6, alpha=0.9)
     ax.plot([], [], color="0.7", label="evaluated")
     ax.plot([], [], color="tab:red", label="Pareto front")
-    ax.set_xticks(x, [_axis(o) for o in objectives])
+    scales = [axis_scale(o, v[:, k]) for k, o in enumerate(objectives)]
+    ax.set_xticks(x, [label.replace(" (", "\n(", 1) for label, _, _ in scales], fontsize=9)
     for k in range(m):
         ax.axvline(k, color="0.3", lw=0.8)
-        ax.annotate(f"{lo[k]:.4g}", (k, 0), xytext=(3, -12), textcoords="offset points", fontsize=7)
-        ax.annotate(f"{hi[k]:.4g}", (k, 1), xytext=(3, 4), textcoords="offset points", fontsize=7)
+        f = scales[k][1]
+        ax.annotate(f"{lo[k] * f:.4g}", (k, 0), xytext=(3, -12), textcoords="offset points", fontsize=7)
+        ax.annotate(f"{hi[k] * f:.4g}", (k, 1), xytext=(3, 4), textcoords="offset points", fontsize=7)
     ax.set_yticks([0, 1], ["min", "max"])
     ax.set_ylim(-0.08, 1.1)
     ax.set_xlim(-0.1, m - 0.6)
@@ -209,15 +244,22 @@ def hypervolume_figure(curves: Sequence[HypervolumeCurve]) -> Figure:
     fig = Figure(figsize=(10.4, 3.8))
     left, right = fig.subplots(1, 2)
     overlay = len(curves) > 1
+    unit, size = scale_for(
+        [float(c.energy_kwh[-1]) for c in curves if c.energy_kwh is not None and len(c.energy_kwh)], _ENERGY
+    )
     for k, c in enumerate(curves):
         colour = _COLOURS[k % len(_COLOURS)] if overlay else "tab:blue"
         left.step(c.trials, c.hypervolume, where="post", color=colour, label=c.name)
         if c.energy_kwh is not None:
-            right.step(c.energy_kwh, c.hypervolume, where="post", color=colour, label=c.name)
-    left.set_xlabel("finished trials")
-    left.set_ylabel("hypervolume")
-    right.set_xlabel("energy spent on evaluating candidates (kWh)")
-    right.set_ylabel("hypervolume")
+            right.step(c.energy_kwh / size, c.hypervolume, where="post", color=colour, label=c.name)
+    left.set_xlabel("Finished trials")
+    left.set_ylabel("Hypervolume (share of the box)")
+    right.set_xlabel(f"Energy spent evaluating candidates ({unit})")
+    right.set_ylabel("Hypervolume (share of the box)")
+    for ax in (left, right):
+        tidy_ticks(ax)
+        ax.set_ylim(bottom=0)
+    left.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
     if not any(c.energy_kwh is not None for c in curves):
         right.text(
             0.5, 0.5, "energy per trial not recorded", ha="center", va="center", transform=right.transAxes
@@ -250,27 +292,25 @@ def importance_figure(importance: Mapping[str, Mapping[str, float]]) -> Figure:
 
 
 def energy_figure(bars: Sequence[tuple[str, float, str]]) -> Figure:
-    """Horizontal bars of energy (kWh), each ``(label, kWh, method)``; the method is written on the bar."""
+    """Horizontal bars of energy, each ``(label, kWh, method)``, in the unit that suits the largest; the method
+    is written on the bar."""
     fig = Figure(figsize=(8.0, max(2.0, 0.45 * len(bars) + 1.0)))
     ax = fig.subplots()
+    unit, size = scale_for([b[1] for b in bars], _ENERGY)
     labels = [b[0] for b in bars][::-1]
-    values = [b[1] for b in bars][::-1]
+    values = [b[1] / size for b in bars][::-1]
     methods = [b[2] for b in bars][::-1]
     colours = ["tab:orange" if "estimate" in mth else "tab:green" for mth in methods]
     ax.barh(labels, values, color=colours)
     top = max(values, default=0.0) or 1.0
     for y, (value, method) in enumerate(zip(values, methods)):
-        ax.text(value + 0.01 * top, y, f"{value:.3g} kWh ({method})", va="center", fontsize=8)
+        ax.text(value + 0.01 * top, y, f"{value:.3g} {unit} ({method})", va="center", fontsize=8)
     ax.set_xlim(0, top * 1.45)
-    ax.set_xlabel("energy (kWh)")
+    ax.set_xlabel(f"Energy ({unit})")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, min_n_ticks=3))  # the y axis names the phases
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
-
-
-def _axis(o: Objective) -> str:
-    """Axis label of an objective; a maximized one says so."""
-    return _label(o.name, o.unit) + (" (higher is better)" if o.direction == "maximize" else "")
 
 
 _COLOURS = (

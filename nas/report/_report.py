@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.report._analysis import front_series, hypervolume_curve
-from nas.report._doc import CSS, FIGURES_DIR, Doc, Table, atomic_write, fmt
+from nas.report._analysis import front_series, hypervolume_curve, reference_box
+from nas.report._doc import CSS, FIGURES_DIR, Doc, Table, atomic_write
+from nas.report._glance import section_glance
 from nas.report._load import ReportError, Run, load_run
 from nas.report._plots import (
     fronts_figure,
@@ -31,6 +32,7 @@ from nas.report._sections import (
     _section_models,
     _section_scratch,
 )
+from nas.report._units import energy_text, mass_text
 from search import (
     Objective,
     TrialState,
@@ -108,6 +110,8 @@ def write_report(run_dirs: Sequence[str | Path], *, out_dir: str | Path | None =
 
 
 def _single(doc: Doc, run: Run) -> None:
+    section_glance(doc, run)
+    doc.heading("Run")
     _section_header(doc, run)
     doc.heading("Pareto fronts")
     series = front_series(run, run.name)
@@ -116,7 +120,8 @@ def _single(doc: Doc, run: Run) -> None:
         doc.figure(
             "fronts.png",
             fronts_figure([series], run.objectives),
-            f"All complete trials for {pairs}; Pareto front in red, exported models ringed",
+            f"All complete trials for {pairs}; Pareto front in red, exported models ringed and labelled with "
+            "their ids",
         )
         if len(run.objectives) >= 3:
             doc.figure(
@@ -170,23 +175,24 @@ def _overlay(doc: Doc, runs: list[Run], names: list[str]) -> None:
     ]
     doc.heading("Runs compared")
     rows = []
+    _, common_box = reference_box(runs, reference)
     for run, name in zip(runs, names):
         curve, _ = hypervolume_curve(run, reference, name)
         own, _ = hypervolume_curve(run, run.reference, name)
+        _, own_box = reference_box([run], run.reference)
         energy, kg, source = run.total_energy
         search_kwh = curve.energy_kwh[-1] if curve.energy_kwh is not None and len(curve.energy_kwh) else None
         rows.append([
             name, run.dataset, run.strategy, run.profile, str(len(run.trials)),
             str(run.count(TrialState.COMPLETE)), str(run.count(TrialState.FAILED)),
             str(run.count(TrialState.PRUNED)), str(len(run.models)),
-            fmt(curve.hypervolume[-1] if len(curve.hypervolume) else 0.0, 6),
-            fmt(own.hypervolume[-1] if len(own.hypervolume) else 0.0, 6),
-            fmt(energy), fmt(kg), fmt(search_kwh), source, run.started,
+            _share(curve.hypervolume, common_box), _share(own.hypervolume, own_box),
+            energy_text(energy), mass_text(kg), energy_text(search_kwh), source, run.started,
         ])  # fmt: skip
     headers = [
         "run", "dataset", "strategy", "profile", "trials", "complete", "failed", "pruned", "models",
-        "hypervolume (common ref.)", "hypervolume (own ref.)", "energy (kWh)", "CO2e (kg)",
-        "candidate evaluation (kWh)", "energy source", "started",
+        "hypervolume (common box)", "hypervolume (own box)", "energy", "CO2e",
+        "scoring candidates", "energy source", "started",
     ]  # fmt: skip
     numeric = [False] * 4 + [True] * 10 + [False, False]
     attrs = [f'data-run="{html.escape(n, quote=True)}"' for n in names]
@@ -208,6 +214,12 @@ def _overlay(doc: Doc, runs: list[Run], names: list[str]) -> None:
         _section_models(doc, run, level=3)
         _section_energy(doc, run, level=3, figures=False)
         _section_scratch(doc, run, level=3)
+
+
+def _share(hv: Sequence[float], volume: float | None) -> str:
+    """The final hypervolume as a share of its reference box (0..1)."""
+    last = float(hv[-1]) if len(hv) else 0.0
+    return f"{last:.6g}" if volume is None else f"{last / volume:.3f}"
 
 
 def _reordered(run: Run, objectives: tuple[Objective, ...], reference: list[float]) -> Run:

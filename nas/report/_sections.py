@@ -7,16 +7,26 @@ import html
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from nas.report._analysis import hypervolume_curve, scratch
+from nas.report._analysis import hypervolume_curve, reference_box, scratch
 from nas.report._doc import Cell, Doc, Link, Table, count, fmt, plural
+from nas.report._glance import warning_summary
 from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
 from nas.report._load import NOT_RECORDED, PHASES, Run, number, opt
 from nas.report._plots import (
     energy_figure,
     hypervolume_figure,
     importance_figure,
+)
+from nas.report._units import (
+    axis_scale,
+    duration_text,
+    energy_text,
+    mass_text,
+    objective_title,
+    plain_component,
 )
 from search import (
     Objective,
@@ -33,10 +43,21 @@ _MAX_FAILURES_SHOWN = 50
 ROUGH_IMPORTANCE_TRIALS = 50
 
 
-def _objective_header(o: Objective) -> str:
+#: what each phase of sustainability.json did, in the reader's words
+PHASE_TITLES = {
+    "supernet_training": "Supernet training",
+    "candidate_evaluation": "Scoring candidates",
+    "profiling": "Measuring latency and energy",
+    "search_overhead": "Search overhead",
+    "export": "Exporting the front",
+}
+
+
+def _objective_header(o: Objective, values: Sequence[float] = ()) -> tuple[str, float]:
+    """A column header with its unit chosen for ``values``, and the factor the values are multiplied by."""
     arrow = "↓" if o.direction == "minimize" else "↑"
-    unit = "" if not o.unit or o.name.endswith(f"_{o.unit}") else f" ({o.unit})"
-    return f"{o.name}{unit} {arrow}"
+    label, factor, _ = axis_scale(o, values)
+    return f"{label.removesuffix(', higher is better')} {arrow}", factor
 
 
 def _counts(run: Run) -> str:
@@ -84,7 +105,9 @@ def _section_header(doc: Doc, run: Run, *, level: int = 2) -> None:
         if isinstance(run.config.get("supernet"), Mapping)
         else None
     )
-    objectives = ", ".join(f"{o.name} ({o.direction})" for o in run.objectives)
+    objectives = ", ".join(
+        f"{objective_title(o.name)} {'↓' if o.direction == 'minimize' else '↑'} ({o.name})" for o in run.objectives
+    )
     facts = [
         ("Run", f"{run.name} ({run.path})"),
         ("Started", run.started),
@@ -100,7 +123,7 @@ def _section_header(doc: Doc, run: Run, *, level: int = 2) -> None:
         facts.insert(4, ("Supernet training", plural(int(epochs), "epoch")))
     if run.timings:
         wall = sum(v for k, v in run.timings.items() if "." not in k)
-        facts.append(("Wall-clock time", f"{wall / 60:.1f} min (timings.json)"))
+        facts.append(("Wall-clock time", f"{duration_text(wall)} (measured)"))
     doc.facts(facts)
     for note in run.notes:
         doc.para(note, note=True)
@@ -126,7 +149,12 @@ def _section_models(doc: Doc, run: Run, *, level: int = 2) -> None:
         )
         return
     extra = [k for k in ("params", "flops") if k not in run.names]
-    headers = ["id", *(_objective_header(o) for o in run.objectives)]
+    columns = [
+        _objective_header(o, [float(m["metrics"][o.name]) for m in run.models if number((m.get("metrics") or {}).get(o.name))])
+        for o in run.objectives
+    ]
+    factors = {o.name: f for o, (_, f) in zip(run.objectives, columns)}
+    headers = ["id", *(h for h, _ in columns)]
     headers += [{"params": "params", "flops": "FLOPs"}[k] for k in extra]
     # The model's own validation error, where it differs from the ranked one (an ensemble's mean, or a
     # model fine-tuned before export).
@@ -148,7 +176,9 @@ def _section_models(doc: Doc, run: Run, *, level: int = 2) -> None:
         metrics = m.get("metrics") if isinstance(m.get("metrics"), Mapping) else {}
         row: list[Cell] = [str(m["id"])]
         row += [
-            fmt(metrics.get(n)) if n not in ("params", "flops") else count(metrics.get(n))
+            fmt(metrics[n] * factors[n] if number(metrics.get(n)) else None)
+            if n not in ("params", "flops")
+            else count(metrics.get(n))
             for n in run.names
         ]
         row += [count(metrics.get(k)) for k in extra]
@@ -201,7 +231,7 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
         hw = s.get("hardware") if isinstance(s.get("hardware"), Mapping) else {}
         sessions = f", {plural(int(s['sessions']), 'session')}" if number(s.get("sessions")) else ""
         parts = tracker.get("components") if isinstance(tracker.get("components"), Mapping) else {}
-        components = ", ".join(f"{k}: {v}" for k, v in parts.items()) or NOT_RECORDED
+        components = ", ".join(f"{plain_component(str(k))}: {v}" for k, v in parts.items()) or NOT_RECORDED
         doc.facts([
             ("Tracker", f"{tool}, mode {tracker.get('mode') or NOT_RECORDED}{sessions}"),
             ("Grid region", where),
@@ -212,50 +242,49 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
         phases = [p for p in s.get("phases") or [] if isinstance(p, Mapping)]
         order = {name: i for i, name in enumerate(PHASES)}
         phases.sort(key=lambda p: order.get(str(p.get("name")), len(order)))
-        rows = []
+        rows, names = [], []
         for p in phases:
+            names.append(str(p.get("name", "?")))
             rows.append([
-                str(p.get("name", "?")), fmt(opt(p.get("duration_s"))), fmt(opt(p.get("energy_kwh"))),
-                fmt(opt(p.get("emissions_kg"))), str(p.get("method") or NOT_RECORDED),
-                fmt(opt(p.get("cpu_energy_kwh"))), fmt(opt(p.get("gpu_energy_kwh"))),
-                fmt(opt(p.get("ram_energy_kwh"))),
+                PHASE_TITLES.get(names[-1], names[-1]), duration_text(opt(p.get("duration_s"))),
+                energy_text(opt(p.get("energy_kwh"))), mass_text(opt(p.get("emissions_kg"))),
+                str(p.get("method") or NOT_RECORDED), _part(p.get("cpu_energy_kwh")),
+                _part(p.get("gpu_energy_kwh")), _part(p.get("ram_energy_kwh")),
             ])  # fmt: skip
         total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
         methods = sorted({str(p.get("method")) for p in phases if p.get("method")})
+        names.append("total")
         rows.append([
-            "total", fmt(opt(total.get("duration_s"))), fmt(opt(total.get("energy_kwh"))),
-            fmt(opt(total.get("emissions_kg"))), str(total.get("method") or " + ".join(methods) or NOT_RECORDED), "", "", "",
+            "Total", duration_text(opt(total.get("duration_s"))), energy_text(opt(total.get("energy_kwh"))),
+            mass_text(opt(total.get("emissions_kg"))), str(total.get("method") or " + ".join(methods) or NOT_RECORDED), "", "", "",
         ])  # fmt: skip
-        headers = [
-            "phase",
-            "duration (s)",
-            "energy (kWh)",
-            "CO2e (kg)",
-            "method",
-            "CPU (kWh)",
-            "GPU (kWh)",
-            "RAM (kWh)",
-        ]
+        headers = ["phase", "duration", "energy", "CO2e", "method", "CPU", "GPU", "RAM"]
         numeric = [False, True, True, True, False, True, True, True]
-        attrs = [f'data-phase="{html.escape(str(r[0]), quote=True)}"' for r in rows]
+        attrs = [f'data-phase="{html.escape(n, quote=True)}"' for n in names]
         doc.table(Table(headers, rows, attrs, numeric))
         fallbacks = [str(f) for f in tracker.get("fallbacks") or []]
         if fallbacks:
-            doc.para("codecarbon fell back to estimates for what it could not measure:")
-            doc.bullets(fallbacks)
+            doc.para(
+                f"codecarbon estimated what it could not measure ({warning_summary(fallbacks)}); "
+                "its messages are listed below."
+            )
+            doc.details("codecarbon's messages", fallbacks)
         else:
             doc.para("codecarbon recorded no fallback.")
         inference = s.get("inference_energy") if isinstance(s.get("inference_energy"), Mapping) else {}
         method = inference.get("method") or NOT_RECORDED
-        text = f"Energy per inference (energy_mj): {method}."
-        if inference.get("fallback_reason"):
-            text += f" Fallback: {inference['fallback_reason']}."
+        text = f"Energy per inference: {method}."
+        reason = str(inference.get("fallback_reason") or "")
+        if reason:  # its first sentence here, the whole explanation folded away below
+            text += f" {reason.split('. ')[0].rstrip('.')}."
         if "estimated" in str(method).split(", "):
             text += (
                 " Estimated energy is a constant power times the latency: it is the latency in other units, "
-                "and ranks models exactly as latency_ms does."
+                "and ranks models exactly as latency does."
             )
         doc.para(text)
+        if ". " in reason:
+            doc.details("Why energy per inference was estimated", [s.strip() for s in reason.split(". ") if s.strip()])
         stopped = s.get("stopped_by")
         if isinstance(stopped, Mapping):
             doc.para(
@@ -265,7 +294,8 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
             )
         if figures:
             bars = [
-                (str(p.get("name")), opt(p.get("energy_kwh")), str(p.get("method") or NOT_RECORDED))
+                (PHASE_TITLES.get(str(p.get("name")), str(p.get("name"))), opt(p.get("energy_kwh")),
+                 str(p.get("method") or NOT_RECORDED))
                 for p in phases
             ]
             bars_known = [(a, b, c) for a, b, c in bars if b is not None]
@@ -273,10 +303,16 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
                 doc.figure(
                     f"{prefix}energy.png",
                     energy_figure(bars_known),
-                    "Energy of each phase (kWh), with its method",
+                    "Energy of each phase, with its method",
                 )
     if run.emissions:
         _emissions_table(doc, run)
+
+
+def _part(kwh: object) -> str:
+    """Energy of one component; a component codecarbon did not see (0 kWh) is left blank."""
+    value = opt(kwh)
+    return "" if not value else energy_text(value)
 
 
 def _emissions_table(doc: Doc, run: Run) -> None:
@@ -284,13 +320,13 @@ def _emissions_table(doc: Doc, run: Run) -> None:
     for i, r in enumerate(run.emissions or ()):
         label = r.get("task_name") or f"session {i + 1}"
         rows.append([
-            str(r.get("timestamp") or ""), str(label), fmt(opt(r.get("duration"))),
-            fmt(opt(r.get("energy_consumed"))), fmt(opt(r.get("emissions"))),
-            fmt(opt(r.get("cpu_energy"))), fmt(opt(r.get("gpu_energy"))), fmt(opt(r.get("ram_energy"))),
-            str(r.get("tracking_mode") or ""), str(r.get("country_iso_code") or ""),
+            str(r.get("timestamp") or ""), PHASE_TITLES.get(str(label), str(label)),
+            duration_text(opt(r.get("duration"))), energy_text(opt(r.get("energy_consumed"))),
+            mass_text(opt(r.get("emissions"))), _part(r.get("cpu_energy")), _part(r.get("gpu_energy")),
+            _part(r.get("ram_energy")), str(r.get("tracking_mode") or ""), str(r.get("country_iso_code") or ""),
         ])  # fmt: skip
-    headers = ["timestamp", "record", "duration (s)", "energy (kWh)", "CO2e (kg)", "CPU (kWh)", "GPU (kWh)",
-               "RAM (kWh)", "tracking mode", "country"]  # fmt: skip
+    headers = ["timestamp", "record", "duration", "energy", "CO2e", "CPU", "GPU", "RAM", "tracking mode",
+               "country"]  # fmt: skip
     doc.table(
         Table(headers, rows, numeric=[False, False, True, True, True, True, True, True, False, False]),
         details=f"codecarbon records (emissions.csv, {plural(len(rows), 'row')})",
@@ -310,7 +346,7 @@ def _section_scratch(doc: Doc, run: Run, *, level: int = 2) -> None:
     )
     doc.pre(
         "E_scratch(a) = E_epoch × epochs × MACs(a) / MACs_step\n"
-        f"E_epoch   = {estimate.energy_kwh_per_epoch:.4g} kWh per supernet epoch (measured during training)\n"
+        f"E_epoch   = {energy_text(estimate.energy_kwh_per_epoch)} per supernet epoch (measured during training)\n"
         f"epochs    = {estimate.epochs}\n"
         f"MACs_step = {estimate.macs_per_step_sample:.4g} (forward MACs of the subnets trained per sample "
         "per step, sandwich rule)\n"
@@ -319,23 +355,23 @@ def _section_scratch(doc: Doc, run: Run, *, level: int = 2) -> None:
     kg = estimate.kg_per_kwh
 
     def co2(kwh: float) -> str:
-        return NOT_RECORDED if kg is None else fmt(kwh * kg)
+        return NOT_RECORDED if kg is None else mass_text(kwh * kg)
 
     rows = [
         [
             f"train {estimate.n_archs} archs from scratch (estimate)",
-            fmt(estimate.energy_kwh),
+            energy_text(estimate.energy_kwh),
             co2(estimate.energy_kwh),
         ],
-        ["train the supernet once", fmt(estimate.supernet_energy_kwh), co2(estimate.supernet_energy_kwh)],
-        ["saved by weight sharing", fmt(estimate.saved_kwh), co2(estimate.saved_kwh)],
+        ["train the supernet once", energy_text(estimate.supernet_energy_kwh), co2(estimate.supernet_energy_kwh)],
+        ["saved by weight sharing", energy_text(estimate.saved_kwh), co2(estimate.saved_kwh)],
     ]
-    doc.table(Table(["", "energy (kWh)", "CO2e (kg)"], rows, numeric=[False, True, True]))
+    doc.table(Table(["", "energy", "CO2e"], rows, numeric=[False, True, True]))
     if math.isfinite(estimate.ratio) and estimate.ratio > 0:
         doc.para(
             f"Training from scratch would have cost {estimate.ratio:.3g}× the energy of training the supernet "
-            f"once: weight sharing saved {fmt(estimate.saved_kwh)} kWh"
-            + ("" if kg is None else f" and {fmt(estimate.saved_kwh * kg)} kg CO2e")
+            f"once: weight sharing saved {energy_text(estimate.saved_kwh)}"
+            + ("" if kg is None else f" and {mass_text(estimate.saved_kwh * kg)} CO2e")
             + f" ({100 * estimate.saved_kwh / estimate.energy_kwh:.3g}% of the from-scratch energy)."
         )
     else:
@@ -421,13 +457,26 @@ def _section_hypervolume(
 ) -> None:
     doc.heading("Hypervolume")
     curves, missing = [], []
+    corner, volume = reference_box(runs, reference)
     for run, name in zip(runs, names):
         curve, n_missing = hypervolume_curve(run, reference, name)
+        if volume is not None:
+            curve = replace(curve, hypervolume=curve.hypervolume / volume)
         curves.append(curve)
         missing.append((name, n_missing, len(curve.trials), curve.energy_kwh is not None))
-    ref_text = ", ".join(f"{o.name} = {r:.4g}" for o, r in zip(runs[0].objectives, reference))
+    objectives = runs[0].objectives
     source = runs[0].reference_source if len(runs) == 1 else "the worst of the runs' references"
-    doc.para(f"Reference point: {ref_text} ({source}). Only feasible trials count.")
+    box = ", ".join(
+        f"{objective_title(o.name).lower()} {lo:.4g} to {r:.4g}{'' if o.unit in ('', 'count') else ' ' + o.unit}"
+        for o, lo, r in zip(objectives, corner, reference)
+    )
+    doc.para(
+        "Hypervolume is shown as the share of the reference box that the front dominates: 0 when no trial "
+        "beats the reference point, 1 for a model that reaches the best corner on every objective. "
+        f"The box: {box} (reference point {source}). Only feasible trials count."
+    )
+    if volume is None:
+        doc.para("The reference box is empty: hypervolume is shown unnormalised.", note=True)
     if any(len(c.trials) for c in curves):
         doc.figure(
             "hypervolume.png", hypervolume_figure(curves), "Hypervolume over finished trials and over energy"
@@ -436,16 +485,17 @@ def _section_hypervolume(
         who = "" if len(runs) == 1 else f"{name}: "
         if not recorded:
             doc.para(
-                f"{who}Energy per trial was not recorded (no trial has attrs energy_kwh): "
-                "hypervolume over energy cannot be shown.",
+                f"{who}The energy spent on each trial was not recorded: hypervolume over energy cannot be "
+                "shown.",
                 note=True,
             )
         elif n_missing:
-            doc.para(f"{who}{n_missing} of {n} trials have no recorded energy and count as 0 kWh.", note=True)
+            doc.para(f"{who}{n_missing} of {n} trials have no recorded energy and count as none spent.", note=True)
     methods = sorted(
         {str(t.attrs["energy_method"]) for r in runs for t in r.trials if t.attrs.get("energy_method")}
     )
     if methods:
-        doc.para(f"Energy per trial (attrs energy_kwh): {', '.join(methods)}.")
+        doc.para(f"Energy spent on each trial: {', '.join(methods)}.")
     if len(runs) == 1 and len(curves[0].hypervolume):
-        doc.para(f"Final hypervolume: {curves[0].hypervolume[-1]:.6g}.")
+        share = " of the reference box" if volume is not None else ""
+        doc.para(f"Final hypervolume: {curves[0].hypervolume[-1]:.3f}{share}.")
