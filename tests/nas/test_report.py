@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
 from nas.report import ReportError, ReportFiles, estimate_from_scratch, write_report
+from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
 from nas.report._units import energy_text, mass_text
 from search import (
     Choice,

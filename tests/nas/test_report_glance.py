@@ -129,7 +129,7 @@ def test_figures_come_in_units_for_their_magnitude() -> None:
 
 
 def glance(page: str) -> str:
-    found = re.search(r'<h2 id="glance">At a glance</h2>(.*?)<h2', page, re.S)
+    found = re.search(r'<h2 id="glance">At a glance</h2>(.*?)<h2', page, re.DOTALL)
     assert found, "no 'At a glance' section"
     return found.group(1)
 
@@ -160,7 +160,7 @@ def test_codecarbon_warnings_are_counted_and_their_text_folded_away(tmp_path: Pa
     ]
     page = write_report([make_run(tmp_path, "green", sustainability=sustainability)]).html.read_text()
     assert "3 warnings: CPU power (2), grid carbon intensity (1)" in page
-    folded = re.search(r"<details><summary>codecarbon&#x27;s messages</summary>(.*?)</details>", page, re.S)
+    folded = re.search(r"<details><summary>codecarbon&#x27;s messages</summary>(.*?)</details>", page, re.DOTALL)
     assert folded and "Falling back on CPU load mode" in folded.group(1)
     assert page.count("Falling back on CPU load mode") == 1  # nowhere else verbatim
 
