@@ -24,7 +24,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,8 @@ class SearchTracker:
         measure_power_secs: codecarbon's sampling interval.
         budgets: limits checked by :meth:`check_budgets`.
         profile_name: the hardware profile, recorded with the hardware.
+        clock: seconds for the run's elapsed time and the ``max_time`` budget; ``None``: ``time.perf_counter``
+            (looked up at each reading).
 
     Example:
         >>> import tempfile
@@ -153,6 +155,7 @@ class SearchTracker:
         measure_power_secs: float = 5.0,
         budgets: Budgets | None = None,
         profile_name: str | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.project = project
@@ -164,6 +167,7 @@ class SearchTracker:
         self.measure_power_secs = measure_power_secs
         self.budgets = budgets or Budgets()
         self.profile_name = profile_name
+        self.clock = clock
         self.totals: dict[str, PhaseTotals] = {}
         self.previous: dict[str, PhaseTotals] = {}
         self.previous_elapsed_s = 0.0
@@ -176,14 +180,14 @@ class SearchTracker:
         self._capture = _Capture()
         self._stack: list[str] = []
         self._task_started: float | None = None
-        self._t0 = time.perf_counter()
+        self._t0 = self._now()
         self._task_rows: dict[str, dict[str, Any]] = {}
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         """Starts codecarbon (when enabled) and reads the totals of earlier sessions of a resumed run."""
         self._load_previous()
-        self._t0 = time.perf_counter()
+        self._t0 = self._now()
         if not self.enabled:
             self.fallbacks.append("energy tracking is off (tracking.enabled: false): energy was not recorded")
             return
@@ -328,7 +332,10 @@ class SearchTracker:
     @property
     def elapsed_s(self) -> float:
         """Wall time of the whole run so far (all sessions), seconds."""
-        return self.previous_elapsed_s + time.perf_counter() - self._t0
+        return self.previous_elapsed_s + self._now() - self._t0
+
+    def _now(self) -> float:
+        return (self.clock or time.perf_counter)()
 
     def _all(self) -> dict[str, PhaseTotals]:
         out = {k: PhaseTotals(**vars(v)) for k, v in self.previous.items()}

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from epoch_clock import run_on_epoch_clock
 
 from hardware_profiles import load_profile
 from nas import CandidateEvaluator, Experiment, RunError, Supernet, SupernetSpec, load_config, load_dataset
@@ -161,11 +162,11 @@ def test_a_budget_stop_inside_the_ensemble_resumes_with_the_members_left(tmp_pat
             "out": str(tmp_path),
             "supernet.members": 2,
             "search.trials": 2,
-            "budget.max_time": 0.001,
+            "budget.max_time": 0.5,  # elapsed time counted in epochs: over after member 0's only epoch
         }
     )
-    stopped = Experiment(cfg).run()
-    assert stopped.stopped_by["budget"] == "max_time" and stopped.n_trials == 0
+    stopped = run_on_epoch_clock(Experiment(cfg))
+    assert stopped.stopped_by == {"budget": "max_time", "limit": 0.5, "value": 1.0} and stopped.n_trials == 0
     assert not (stopped.run_dir / "supernet-1.pt").exists()
     resumed = Experiment(
         cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"max_time": None})}), resume=True

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from epoch_clock import run_on_epoch_clock
 
 from nas import Experiment, load_config
 from nas.sustainability._tracker import Budgets, PhaseTotals, SearchTracker, method_of
@@ -25,6 +26,16 @@ TINY = {
 def run(tmp_path, name, **extra):
     cfg = load_config(overrides={**TINY, "name": name, "out": str(tmp_path), **extra})
     return Experiment(cfg).run()
+
+
+def expected_method(s) -> str:
+    """The method the tracker's own record implies: codecarbon measures the CPU with RAPL and a GPU with NVML
+    where they are readable, so it differs between machines; the run's method is the weakest of its parts."""
+    components = s["tracker"]["components"]
+    assert any(d.lower().startswith("cpu") for d in components)
+    assert all(m == method_of(d) for d, m in components.items())
+    methods = set(components.values())
+    return "estimated" if "estimated" in methods else min(methods)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +61,11 @@ def test_every_phase_is_tracked_and_labelled(tracked):
     )
     for p in phases.values():
         assert p["energy_kwh"] > 0 and p["duration_s"] > 0
-        assert p["method"] in ("measured-rapl", "measured-nvml", "estimated")
-    # No RAPL and no GPU here: codecarbon estimates, and its fallbacks are reported, not hidden.
-    assert s["total"]["method"] == "estimated"
-    assert any("RAPL" in f or "TDP" in f or "CPU" in f for f in s["tracker"]["fallbacks"])
+        assert p["method"] == expected_method(s)
+    assert s["total"]["method"] == expected_method(s)
+    if any(m == "estimated" for d, m in s["tracker"]["components"].items() if d.lower().startswith("cpu")):
+        # Without RAPL codecarbon estimates the CPU, and its fallbacks are reported, not hidden.
+        assert any("RAPL" in f or "TDP" in f or "CPU" in f for f in s["tracker"]["fallbacks"])
     total = sum(p["energy_kwh"] for p in phases.values())
     assert s["total"]["energy_kwh"] == pytest.approx(total)
     by_phase = {
@@ -71,18 +83,20 @@ def test_each_trial_records_the_energy_spent_on_it(tracked):
     from search import SQLiteStorage
 
     trials = SQLiteStorage(tracked.run_dir / "study.db").trials()
-    assert all(t.attrs["energy_kwh"] > 0 and t.attrs["energy_method"] == "estimated" for t in trials)
     s = json.loads((tracked.run_dir / "sustainability.json").read_text())
+    method = expected_method(s)
+    assert all(t.attrs["energy_kwh"] > 0 and t.attrs["energy_method"] == method for t in trials)
     spent = sum(p["energy_kwh"] for p in s["phases"] if p["name"] in ("candidate_evaluation", "profiling"))
     assert sum(t.attrs["energy_kwh"] for t in trials) <= spent * 1.0001
     rows = list(csv.DictReader((tracked.run_dir / "trials.csv").open()))
     assert [float(r["search_energy_kwh"]) for r in rows] == [t.attrs["energy_kwh"] for t in trials]
-    assert {r["search_energy_method"] for r in rows} == {"estimated"}
+    assert {r["search_energy_method"] for r in rows} == {method}
 
 
 def test_the_report_is_written_at_the_end_of_a_search(tracked):
     html = (tracked.run_dir / "report.html").read_text()
-    assert "supernet_training" in html and "estimated" in html
+    s = json.loads((tracked.run_dir / "sustainability.json").read_text())
+    assert "supernet_training" in html and expected_method(s) in html
     # One supernet, no fine-tuning before export: the ranked error is the model's own, shown once.
     assert "validation error (%)" not in (tracked.run_dir / "report.md").read_text()
     pareto = json.loads((tracked.run_dir / "pareto.json").read_text())
@@ -90,8 +104,11 @@ def test_the_report_is_written_at_the_end_of_a_search(tracked):
 
 
 def test_a_time_budget_stops_training_cleanly_and_says_so(tmp_path):
-    result = run(tmp_path, "b", **{"budget.max_time": 0.001, "tracking.enabled": False})
-    assert result.stopped_by["budget"] == "max_time"
+    # Elapsed time counted in epochs (one second each): half a second is over after the first of the two.
+    extra = {"budget.max_time": 0.5, "tracking.enabled": False}
+    cfg = load_config(overrides={**TINY, "name": "b", "out": str(tmp_path), **extra})
+    result = run_on_epoch_clock(Experiment(cfg))
+    assert result.stopped_by == {"budget": "max_time", "limit": 0.5, "value": 1.0}
     assert result.n_trials == 0
     s = json.loads((result.run_dir / "sustainability.json").read_text())
     assert s["stopped_by"]["budget"] == "max_time" and s["training"]["completed_epochs"] == 1
