@@ -60,7 +60,7 @@ def main() -> None:
     path = common.write_json(args.out / f"{NAME}.json", payload)
     print("## Peak memory of the demo\n")
     print(f"- command: `{info['command']}`\n- date: {info['date']}\n- machine: {common.machine_line(info)}")
-    print(f"- measured: `hwnas search {' '.join(args.extra)}`".rstrip() + f", {seconds:.0f} s\n")
+    print(f"- measured: `{' '.join(['hwnas', 'search', *args.extra])}`, {seconds:.0f} s\n")
     print(
         f"peak resident memory {peak_gib:.2f} GiB ({peak_kib / 1024:.0f} MiB); target <= {TARGET_GIB} GiB: "
         f"{'met' if peak_gib <= TARGET_GIB else 'NOT met'}"
