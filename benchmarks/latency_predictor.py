@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import tempfile
@@ -70,9 +69,9 @@ def main() -> None:
     spec = common.supernet_spec(cfg, data)
     profile = load_profile("local-cpu")
     if args.profile_option:
-        fields = [f.name for f in dataclasses.fields(profile)]
+        fields = list(type(profile).model_fields)
         changes = common.key_values(p, "--profile-option", args.profile_option, fields)
-        profile = dataclasses.replace(profile, **changes)
+        profile = profile.replace(**changes)
     shape = tuple(data.input_shape)
 
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Hardware profiles: how to run a model on one target device, as a frozen dataclass loaded from YAML.
+"""Hardware profiles: how to run a model on one target device, as a frozen, validated model loaded from YAML.
 
 A profile says which runtime (ONNX Runtime with its execution providers, or PyTorch eager) to use, with how
 many threads, at which batch size and input shape, how many warm-up and timed runs a latency measurement takes,
@@ -6,8 +6,8 @@ how energy is obtained (NVML, RAPL or an estimate; ``auto`` picks), and the powe
 be measured (idle and TDP watts; ``None`` when unknown, never guessed).
 
 Profiles ship as ``hardware_profiles/<name>.yaml``: ``local-cpu`` (the default) describes the CPU of the
-machine hwnas runs on, ``local-cuda`` its first NVIDIA GPU. This package imports only the standard library and
-PyYAML.
+machine hwnas runs on, ``local-cuda`` its first NVIDIA GPU. This package imports only the standard library,
+PyYAML and pydantic.
 
 Example:
     >>> from hardware_profiles import load_profile
@@ -22,14 +22,25 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -48,23 +59,32 @@ PROFILES_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = "local-cpu"
 # Fewer timed runs give medians and IQRs too noisy to rank architectures whose latencies differ by a few %.
 MIN_TIMED_RUNS = 30
-DEVICES = ("cpu", "cuda")
-RUNTIMES = ("onnxruntime", "torch")
+Device = Literal["cpu", "cuda"]
+Runtime = Literal["onnxruntime", "torch"]
 # How energy is obtained: "auto" measures with NVML (cuda) or RAPL (cpu) where readable, else estimates.
-ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimate")
+EnergySource = Literal["auto", "nvml", "rapl", "estimate"]
+DEVICES: tuple[str, ...] = get_args(Device)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
+ENERGY_SOURCES: tuple[str, ...] = get_args(EnergySource)
 # ONNX Runtime execution providers that run on an NVIDIA GPU.
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
-ProviderOptionValue = str | int | float | bool
+# Strict: YAML's `true` is no count and "5" no number; an int where a float is asked for is fine.
+_Count = Annotated[int, Strict(), Field(ge=1)]
+_Float = Annotated[float, Strict()]
+_Dim = Annotated[int, Strict(), Field(ge=1)]
+ProviderOptionValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
 class ProfileError(ValueError):
     """A hardware profile is missing, malformed or inconsistent. The message says what to change."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class HardwareProfile:
+class HardwareProfile(BaseModel):
     """How to run and measure a model on one target device.
+
+    Construct it with keywords (every value is validated at once; a mistake raises :class:`ProfileError`) and
+    derive a changed copy with :meth:`replace`, which validates again.
 
     Attributes:
         name: Profile name (the YAML file's stem for shipped profiles).
@@ -102,181 +122,114 @@ class HardwareProfile:
         idle_w: Idle power of the device in watts, or ``None`` when unknown.
         tdp_w: Thermal design power of the device in watts, or ``None`` when unknown.
         carbon_region: Grid region for CO2e accounting (e.g. an ISO 3166 code), or ``None``.
-        lut: Path of a latency/energy lookup table measured on this device, or ``None``.
+        lut: Path of a latency/energy lookup table measured on this device, or ``None``. A relative path in a
+            profile file is taken relative to that file's folder.
 
     Example:
         >>> HardwareProfile(name="tiny", timed_runs=30).intra_op_threads
         1
+        >>> HardwareProfile(name="tiny").replace(batch_size=8).batch_size
+        8
         >>> try:
         ...     HardwareProfile(name="bad", timed_runs=5)
         ... except ProfileError as exc:
         ...     print(exc)
-        profile 'bad': timed_runs must be >= 30 for a stable median and IQR, got 5
+        profile 'bad': timed_runs must be an integer >= 30 for a stable median and IQR, got 5
     """
 
-    name: str
-    description: str = ""
-    device: str = "cpu"
-    runtime: str = "onnxruntime"
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[StrictStr, Field(min_length=1)]
+    description: StrictStr = ""
+    device: Device = "cpu"
+    runtime: Runtime = "onnxruntime"
+    providers: Annotated[tuple[Annotated[StrictStr, Field(min_length=1)], ...], Field(min_length=1)] = (
+        "CPUExecutionProvider",
+    )
     # Dicts are not hashable, so these options take no part in the profile's hash (they still compare).
-    provider_options: tuple[Mapping[str, ProviderOptionValue], ...] = field(default=(), hash=False)
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    batch_size: int = 1
-    input_shape: tuple[int, int, int] | None = None
-    warmup_runs: int = 10
-    timed_runs: int = 50
-    timing_rounds: int = 1
-    quiet_gate: bool = False
-    quiet_tolerance: float = 0.25
-    quiet_max_s: float = 2.0
-    quiet_retries: int = 0
-    energy: str = "auto"
-    energy_min_duration_s: float = 1.0
-    subtract_idle: bool = False
-    idle_w: float | None = None
-    tdp_w: float | None = None
-    carbon_region: str | None = None
+    provider_options: tuple[dict[StrictStr, ProviderOptionValue], ...] = ()
+    intra_op_threads: _Count = 1
+    inter_op_threads: _Count = 1
+    batch_size: _Count = 1
+    input_shape: tuple[_Dim, _Dim, _Dim] | None = None
+    warmup_runs: Annotated[int, Strict(), Field(ge=0)] = 10
+    timed_runs: Annotated[int, Strict(), Field(ge=MIN_TIMED_RUNS)] = 50
+    timing_rounds: _Count = 1
+    quiet_gate: StrictBool = False
+    quiet_tolerance: Annotated[_Float, Field(gt=0, le=10)] = 0.25
+    quiet_max_s: Annotated[_Float, Field(gt=0)] = 2.0
+    quiet_retries: Annotated[int, Strict(), Field(ge=0)] = 0
+    energy: EnergySource = "auto"
+    energy_min_duration_s: Annotated[_Float, Field(gt=0)] = 1.0
+    subtract_idle: StrictBool = False
+    idle_w: Annotated[_Float, Field(ge=0)] | None = None
+    tdp_w: Annotated[_Float, Field(ge=0)] | None = None
+    carbon_region: StrictStr | None = None
     lut: Path | None = None
 
-    def __post_init__(self) -> None:
-        where = f"profile {self.name!r}"
-        if not isinstance(self.name, str) or not self.name:
-            raise ProfileError("a hardware profile needs a non-empty string 'name'")
-        _check_str(where, "description", self.description)
-        _check_str(where, "device", self.device)
-        if self.device not in DEVICES:
-            raise ProfileError(f"{where}: device must be one of {list(DEVICES)}, got {self.device!r}")
-        _check_str(where, "runtime", self.runtime)
-        if self.runtime not in RUNTIMES:
-            raise ProfileError(f"{where}: runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
-        providers = self.providers
-        if isinstance(providers, str) or not isinstance(providers, (tuple, list)):
-            raise ProfileError(
-                f"{where}: providers must be a list of ONNX Runtime provider names, "
-                f"e.g. [CPUExecutionProvider], got {providers!r}"
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ProfileError(_describe(exc, values)) from None
+
+    def replace(self, **changes: Any) -> HardwareProfile:
+        """A copy with ``changes`` applied, validated like a new profile.
+
+        Raises:
+            ProfileError: A change is not a field, or makes the profile invalid.
+
+        Example:
+            >>> HardwareProfile(name="a").replace(name="b", timed_runs=300).timed_runs
+            300
+        """
+        return type(self)(**{**{key: getattr(self, key) for key in _FIELDS}, **changes})
+
+    def __hash__(self) -> int:
+        options = tuple(tuple(sorted(o.items())) for o in self.provider_options)
+        return hash((*(getattr(self, key) for key in _FIELDS if key != "provider_options"), options))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HardwareProfile:
+        providers, options = self.providers, self.provider_options
+        if options and len(options) != len(providers):
+            raise ValueError(
+                f"provider_options has {len(options)} entries but providers has {len(providers)}; "
+                "give one mapping per provider ({} for defaults) or none at all"
             )
-        if not providers or not all(isinstance(p, str) and p for p in providers):
-            raise ProfileError(
-                f"{where}: providers must be a non-empty list of provider names, got {providers!r}"
-            )
-        object.__setattr__(self, "providers", tuple(providers))
-        options = self.provider_options
-        if not isinstance(options, (tuple, list)) or not all(isinstance(o, Mapping) for o in options):
-            raise ProfileError(
-                f"{where}: provider_options must be a list with one mapping per provider "
-                f"(or empty), got {options!r}"
-            )
-        if options and len(options) != len(self.providers):
-            raise ProfileError(
-                f"{where}: provider_options has {len(options)} entries but providers has "
-                f"{len(self.providers)}; give one mapping per provider ({{}} for defaults) or none at all"
-            )
-        for opts in options:
-            for key, value in opts.items():
-                if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
-                    raise ProfileError(
-                        f"{where}: provider_options entries map option names to strings or numbers, "
-                        f"got {key!r}: {value!r}"
-                    )
-        object.__setattr__(self, "provider_options", tuple(dict(o) for o in options))
+        device_id = options[0].get("device_id", 0) if options else 0
+        if isinstance(device_id, str) and device_id.isdigit():  # ONNX Runtime takes option values as strings
+            device_id = int(device_id)
+        if isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 0:
+            raise ValueError(f"provider_options device_id must be a GPU index >= 0, got {device_id!r}")
         if self.runtime == "onnxruntime":
-            on_gpu = self.providers[0] in _GPU_PROVIDERS
+            on_gpu = providers[0] in _GPU_PROVIDERS
             if self.device == "cuda" and not on_gpu:
-                raise ProfileError(
-                    f"{where}: device 'cuda' needs a GPU execution provider first in providers "
-                    f"({' or '.join(_GPU_PROVIDERS)}), got {self.providers[0]!r}"
+                raise ValueError(
+                    f"device 'cuda' needs a GPU execution provider first in providers "
+                    f"({' or '.join(_GPU_PROVIDERS)}), got {providers[0]!r}"
                 )
             if self.device == "cpu" and on_gpu:
-                raise ProfileError(
-                    f"{where}: providers start with {self.providers[0]!r}, which runs on a GPU; "
-                    "set device: cuda"
+                raise ValueError(
+                    f"providers start with {providers[0]!r}, which runs on a GPU; set device: cuda"
                 )
-        device_id = self.provider_options[0].get("device_id", 0) if self.provider_options else 0
-        if isinstance(device_id, str) and device_id.isdigit():
-            device_id = int(device_id)
-        if not _is_int(device_id) or device_id < 0:
-            raise ProfileError(
-                f"{where}: provider_options device_id must be a GPU index >= 0, got {device_id!r}"
-            )
-        for key in (
-            "intra_op_threads", "inter_op_threads", "batch_size", "warmup_runs", "timed_runs", "timing_rounds",
-            "quiet_retries",
-        ):  # fmt: skip
-            value = getattr(self, key)
-            minimum = 0 if key in ("warmup_runs", "quiet_retries") else 1
-            if not _is_int(value) or value < minimum:
-                raise ProfileError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
-        _check_str(where, "energy", self.energy)
-        if self.energy not in ENERGY_SOURCES:
-            raise ProfileError(f"{where}: energy must be one of {list(ENERGY_SOURCES)}, got {self.energy!r}")
         if self.energy == "nvml" and self.device != "cuda":
-            raise ProfileError(
-                f"{where}: energy 'nvml' measures NVIDIA GPUs, but device is {self.device!r}; "
+            raise ValueError(
+                f"energy 'nvml' measures NVIDIA GPUs, but device is {self.device!r}; "
                 "use rapl, estimate or auto for a CPU"
             )
         if self.energy == "rapl" and self.device != "cpu":
-            raise ProfileError(
-                f"{where}: energy 'rapl' measures CPUs, but device is {self.device!r}; "
-                "use nvml, estimate or auto for a GPU"
+            raise ValueError(
+                f"energy 'rapl' measures CPUs, but device is {self.device!r}; use nvml, estimate or auto for a GPU"
             )
-        duration = self.energy_min_duration_s
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
-            raise ProfileError(
-                f"{where}: energy_min_duration_s must be a positive number of seconds (1.0 is a good "
-                f"default), got {duration!r}"
-            )
-        object.__setattr__(self, "energy_min_duration_s", float(duration))
-        if not isinstance(self.subtract_idle, bool):
-            raise ProfileError(f"{where}: subtract_idle must be true or false, got {self.subtract_idle!r}")
-        if not isinstance(self.quiet_gate, bool):
-            raise ProfileError(f"{where}: quiet_gate must be true or false, got {self.quiet_gate!r}")
         if self.quiet_gate and self.device != "cpu":
-            raise ProfileError(
-                f"{where}: quiet_gate watches the CPU and cannot see contention on a GPU; "
+            raise ValueError(
+                "quiet_gate watches the CPU and cannot see contention on a GPU; "
                 f"set it to false for device {self.device!r}"
             )
-        for key, upper in (("quiet_tolerance", 10.0), ("quiet_max_s", float("inf"))):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
-                bound = "in (0, 10]" if key == "quiet_tolerance" else "a positive number of seconds"
-                raise ProfileError(f"{where}: {key} must be {bound}, got {value!r}")
-            object.__setattr__(self, key, float(value))
-        if self.timed_runs < MIN_TIMED_RUNS:
-            raise ProfileError(
-                f"{where}: timed_runs must be >= {MIN_TIMED_RUNS} for a stable median and IQR, "
-                f"got {self.timed_runs}"
-            )
-        if self.input_shape is not None:
-            shape = self.input_shape
-            if (
-                not isinstance(shape, (tuple, list))
-                or len(shape) != 3
-                or not all(_is_int(d) and d >= 1 for d in shape)
-            ):
-                raise ProfileError(
-                    f"{where}: input_shape must be [C, H, W] with three positive integers "
-                    f"(or null to use the dataset's), got {shape!r}"
-                )
-            object.__setattr__(self, "input_shape", tuple(shape))
-        for key in ("idle_w", "tdp_w"):
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ProfileError(
-                    f"{where}: {key} must be a non-negative number of watts or null, got {value!r}"
-                )
-            object.__setattr__(self, key, float(value))
         if self.idle_w is not None and self.tdp_w is not None and self.idle_w > self.tdp_w:
-            raise ProfileError(f"{where}: idle_w ({self.idle_w} W) is above tdp_w ({self.tdp_w} W)")
-        if self.carbon_region is not None:
-            _check_str(where, "carbon_region", self.carbon_region)
-        if self.lut is not None:
-            if not isinstance(self.lut, (str, os.PathLike)):
-                raise ProfileError(f"{where}: lut must be a file path or null, got {self.lut!r}")
-            object.__setattr__(self, "lut", Path(self.lut))
+            raise ValueError(f"idle_w ({self.idle_w} W) is above tdp_w ({self.tdp_w} W)")
+        return self
 
     @property
     def has_power_model(self) -> bool:
@@ -297,16 +250,52 @@ class HardwareProfile:
         return int(self.provider_options[0].get("device_id", 0))
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_FIELDS = tuple(HardwareProfile.model_fields)
+# What each key accepts, for messages about a value of the wrong type or range.
+_VALID = {
+    "description": "a string",
+    "device": f"one of {list(DEVICES)}",
+    "runtime": f"one of {list(RUNTIMES)}",
+    "providers": "a non-empty list of ONNX Runtime provider names, e.g. [CPUExecutionProvider]",
+    "provider_options": "a list with one mapping per provider (or empty), from option names to strings or numbers",
+    "intra_op_threads": "an integer >= 1",
+    "inter_op_threads": "an integer >= 1",
+    "batch_size": "an integer >= 1",
+    "input_shape": "[C, H, W] with three positive integers (or null to use the dataset's)",
+    "warmup_runs": "an integer >= 0",
+    "timed_runs": f"an integer >= {MIN_TIMED_RUNS} for a stable median and IQR",
+    "timing_rounds": "an integer >= 1",
+    "quiet_gate": "true or false",
+    "quiet_tolerance": "a number in (0, 10]",
+    "quiet_max_s": "a positive number of seconds",
+    "quiet_retries": "an integer >= 0",
+    "energy": f"one of {list(ENERGY_SOURCES)}",
+    "energy_min_duration_s": "a positive number of seconds (1.0 is a good default)",
+    "subtract_idle": "true or false",
+    "idle_w": "a non-negative number of watts or null",
+    "tdp_w": "a non-negative number of watts or null",
+    "carbon_region": "a string (a grid region such as DE) or null",
+    "lut": "a file path or null",
+}
 
 
-def _check_str(where: str, key: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise ProfileError(f"{where}: {key} must be a string, got {value!r}")
-
-
-_FIELDS = tuple(f.name for f in dataclasses.fields(HardwareProfile))
+def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    """One line for the first mistake (an unknown key first: it explains the rest), naming the profile, the
+    key, the value and what is valid."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    name = values.get("name")
+    where = f"profile {name!r}" if isinstance(name, str) and name else "a hardware profile"
+    if not error["loc"]:  # a rule across keys; its message names them
+        return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
+    key = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _FIELDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where}: unknown key {key!r}{hint} Valid keys: {', '.join(_FIELDS)}"
+    if key == "name":
+        return f"a hardware profile needs a non-empty string 'name', got {values.get('name')!r}"
+    return f"{where}: {key} must be {_VALID[key]}, got {values.get(key)!r}"
 
 
 def available_profiles() -> list[str]:
@@ -374,32 +363,33 @@ def load_profile(name_or_path: str | os.PathLike[str] = DEFAULT_PROFILE) -> Hard
     """
     path = profile_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"hardware profile {path} is not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); a profile is YAML"
+        ) from None
+    except OSError as exc:
+        raise ProfileError(f"hardware profile {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(f"hardware profile {path} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ProfileError(f"hardware profile {path} is not valid YAML{at}: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ProfileError(
             f"hardware profile {path} must be a mapping of keys to values, got {type(data).__name__}"
         )
-    unknown = [key for key in data if key not in _FIELDS]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(str(key), _FIELDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ProfileError(
-            f"hardware profile {path}: unknown key {key!r}{hint} Valid keys: {', '.join(_FIELDS)}"
-        )
-    values = dict(data)
+    values = {str(key): value for key, value in data.items()}
     values.setdefault("name", path.stem)
-    for key in ("providers", "provider_options", "input_shape"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
     lut = values.get("lut")
-    if isinstance(lut, str) and lut:
+    if isinstance(lut, str) and lut:  # other values are left to the model to refuse
         lut_path = Path(lut).expanduser()
-        values["lut"] = lut_path if lut_path.is_absolute() else (path.parent / lut_path)
+        values["lut"] = lut_path if lut_path.is_absolute() else path.parent / lut_path
     try:
         return HardwareProfile(**values)
     except ProfileError as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
-from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import hardware_profiles
 from hardware_profiles import (
@@ -74,9 +75,11 @@ def test_every_shipped_profile_loads_and_carries_no_unbacked_power_numbers(name:
 
 def test_profiles_are_frozen_and_hashable() -> None:
     profile = load_profile("local-cpu")
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         profile.batch_size = 8  # type: ignore[misc]
     assert {profile: 1}[load_profile("local-cpu")] == 1
+    gpu = load_profile("local-cuda")
+    assert hash(gpu) == hash(load_profile("local-cuda")) and len({profile, gpu}) == 2
 
 
 # ------------------------------------------------------------------------------------- name or path
@@ -177,8 +180,8 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("timed_runs: 10\n", "timed_runs must be >= 30"),
-        ("timed_runs: 29\n", "timed_runs must be >= 30"),
+        ("timed_runs: 10\n", "timed_runs must be an integer >= 30 for a stable median and IQR, got 10"),
+        ("timed_runs: 29\n", "timed_runs must be an integer >= 30"),
         ("intra_op_threads: two\n", "intra_op_threads must be an integer >= 1, got 'two'"),
         ("batch_size: 0\n", "batch_size must be an integer >= 1"),
         ("batch_size: true\n", "batch_size must be an integer"),
@@ -197,7 +200,7 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
         ("energy_min_duration_s: 0\n", "energy_min_duration_s must be a positive number"),
         ("energy_min_duration_s: soon\n", "energy_min_duration_s must be a positive number"),
         ("subtract_idle: maybe\n", "subtract_idle must be true or false"),
-        ("providers: CPUExecutionProvider\n", "providers must be a list"),
+        ("providers: CPUExecutionProvider\n", "providers must be a non-empty list"),
         ("providers: []\n", "non-empty list"),
         ("provider_options: [{}, {}]\n", "one mapping per provider"),
         ("provider_options: {device_id: 0}\n", "provider_options must be a list"),
@@ -209,13 +212,97 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
         ("description: 3\n", "description must be a string"),
         ("lut: 3\n", "lut must be a file path"),
         ("- a\n- b\n", "must be a mapping"),
-        ("timed_runs: [\n", "not valid YAML"),
+        ("timed_runs: [\n", "not valid YAML at line 2"),
+        # one error per rule the model enforces
+        ("name: ''\n", "non-empty string 'name', got ''"),
+        ("inter_op_threads: 0\n", "inter_op_threads must be an integer >= 1, got 0"),
+        ("warmup_runs: -1\n", "warmup_runs must be an integer >= 0, got -1"),
+        ("timing_rounds: 0\n", "timing_rounds must be an integer >= 1, got 0"),
+        ("quiet_retries: -1\n", "quiet_retries must be an integer >= 0, got -1"),
+        ("provider_options: [{device_id: [1]}]\n", "from option names to strings or numbers, got"),
+        ("provider_options: [{1: 2}]\n", "from option names to strings or numbers, got"),
+        ("provider_options: [{device_id: true}]\n", "device_id must be a GPU index >= 0, got True"),
+        ("providers: [CPUExecutionProvider, '']\n", "providers must be a non-empty list"),
+        (
+            "device: cuda\nproviders: [CUDAExecutionProvider]\nquiet_gate: true\n",
+            "quiet_gate watches the CPU .* for device 'cuda'",
+        ),
+        ("quiet_tolerance: 0\n", r"quiet_tolerance must be a number in \(0, 10\], got 0"),
+        ("quiet_tolerance: 10.5\n", r"quiet_tolerance must be a number in \(0, 10\], got 10.5"),
+        ("quiet_max_s: 0\n", "quiet_max_s must be a positive number of seconds, got 0"),
+        ("energy_min_duration_s: -1\n", "energy_min_duration_s must be a positive number"),
+        ("input_shape: [3, 32, 32, 1]\n", r"input_shape must be \[C, H, W\]"),
+        ("input_shape: 32\n", r"input_shape must be \[C, H, W\]"),
+        ("carbon_region: 49\n", "carbon_region must be a string .* got 49"),
+        # strict types: YAML's true is not a count, a quoted number is not a number
+        ("timed_runs: '50'\n", "timed_runs must be an integer >= 30 for a stable median and IQR, got '50'"),
+        ("timed_runs: 50.0\n", "timed_runs must be an integer >= 30"),
+        ("warmup_runs: true\n", "warmup_runs must be an integer >= 0, got True"),
+        ("input_shape: [3, 32, '32']\n", r"input_shape must be \[C, H, W\]"),
+        ("input_shape: [3, true, 32]\n", r"input_shape must be \[C, H, W\]"),
+        ("energy_min_duration_s: '2'\n", "energy_min_duration_s must be a positive number of seconds"),
+        ("idle_w: true\n", "idle_w must be a non-negative number of watts or null, got True"),
+        ("quiet_gate: 1\n", "quiet_gate must be true or false, got 1"),
+        ("subtract_idle: 'yes'\n", "subtract_idle must be true or false, got 'yes'"),
+        ("name: 5\n", "non-empty string 'name', got 5"),
     ],
 )
 def test_invalid_values_are_rejected_clearly(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(ProfileError, match=match) as info:
         load_profile(write(tmp_path, text))
     assert isinstance(info.value, ValueError)
+    assert "\n" not in str(info.value)  # one line, no traceback or pydantic report
+
+
+def test_values_at_the_edges_of_the_rules_are_accepted(tmp_path: Path) -> None:
+    text = (
+        "warmup_runs: 0\ntimed_runs: 30\nquiet_retries: 0\nquiet_tolerance: 10\nidle_w: 0\ntdp_w: 0\n"
+        "provider_options: [{device_id: '0', arena_extend_strategy: kSameAsRequested}]\n"
+    )
+    profile = load_profile(write(tmp_path, text))
+    assert (profile.warmup_runs, profile.timed_runs, profile.quiet_tolerance) == (0, 30, 10.0)
+    assert profile.idle_w == 0.0 and profile.tdp_w == 0.0 and profile.has_power_model
+    # ONNX Runtime takes its options as strings: a GPU index may be given as one.
+    cuda = load_profile(
+        write(
+            tmp_path,
+            "device: cuda\nproviders: [CUDAExecutionProvider]\nprovider_options: [{device_id: '3'}]\n",
+        )
+    )
+    assert cuda.device_id == 3
+    # The GPU-provider rule is ONNX Runtime's; PyTorch on a GPU needs no provider.
+    assert load_profile(write(tmp_path, "runtime: torch\ndevice: cuda\n")).device == "cuda"
+
+
+def test_an_unknown_key_is_reported_before_other_mistakes(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="unknown key 'batchsize'; did you mean 'batch_size'") as info:
+        load_profile(write(tmp_path, "timed_runs: 5\nbatchsize: 4\n"))
+    assert "\n" not in str(info.value)
+
+
+def test_binary_file_is_one_profile_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    with pytest.raises(
+        ProfileError, match=r"binary.yaml is not a UTF-8 text file \(byte 0x89 at offset 0\)"
+    ) as info:
+        load_profile(path)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_file_is_one_profile_error(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path, "batch_size: 2\n")
+    original = Path.read_text
+
+    def denied(self: Path, *args, **kwargs) -> str:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(ProfileError, match="custom.yaml cannot be read: Permission denied") as info:
+        load_profile(path)
+    assert "\n" not in str(info.value)
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:
@@ -229,6 +316,13 @@ def test_constructor_validates_and_is_keyword_only() -> None:
         HardwareProfile("positional")  # type: ignore[misc]
     with pytest.raises(ProfileError, match="non-empty string 'name'"):
         HardwareProfile(name="")
+    with pytest.raises(ProfileError, match="profile 'x': batch_size must be an integer >= 1, got True"):
+        HardwareProfile(name="x", batch_size=True)
+    with pytest.raises(ProfileError, match="profile 'x': unknown key 'batch'; did you mean 'batch_size'"):
+        HardwareProfile(name="x", batch=2)
+    assert HardwareProfile(name="x", tdp_w=65).tdp_w == 65.0 and isinstance(
+        HardwareProfile(name="x", tdp_w=65).tdp_w, float
+    )
     profile = HardwareProfile(
         name="x",
         providers=["CPUExecutionProvider"],
@@ -237,13 +331,34 @@ def test_constructor_validates_and_is_keyword_only() -> None:
     assert profile.providers == ("CPUExecutionProvider",) and profile.input_shape == (1, 8, 8)
 
 
+def test_replace_validates_the_copy_and_leaves_the_original() -> None:
+    profile = load_profile("local-cpu")
+    faster = profile.replace(timed_runs=100, quiet_gate=False)
+    assert (faster.timed_runs, faster.quiet_gate, faster.name) == (100, False, "local-cpu")
+    assert profile.timed_runs == 300 and profile.quiet_gate and faster != profile
+    assert profile.replace() == profile
+    gpu = profile.replace(device="cuda", providers=("CUDAExecutionProvider",), quiet_gate=False)
+    assert gpu.replace(provider_options=({"device_id": 1},)).device_id == 1
+    with pytest.raises(ProfileError, match="timed_runs must be an integer >= 30"):
+        profile.replace(timed_runs=5)
+    with pytest.raises(ProfileError, match="quiet_gate watches the CPU"):
+        profile.replace(device="cuda", providers=("CUDAExecutionProvider",))
+    with pytest.raises(ProfileError, match="unknown key 'timed'"):
+        profile.replace(timed=100)
+
+
+def test_profiles_survive_pickling_for_workers() -> None:
+    profile = load_profile("local-cuda")
+    assert pickle.loads(pickle.dumps(profile)) == profile
+
+
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path = write(tmp_path, "description: !!python/object/apply:os.system ['echo unsafe']\n")
     with pytest.raises(ProfileError, match="not valid YAML"):
         load_profile(path)
 
 
-def test_package_imports_only_yaml_and_the_standard_library() -> None:
+def test_package_imports_only_yaml_pydantic_and_the_standard_library() -> None:
     code = (
         "import hardware_profiles, sys\n"
         "bad = sorted(m for m in ('numpy', 'torch', 'onnx', 'onnxruntime', 'search', 'nas', 'profilers') "

@@ -12,7 +12,6 @@ predicted from its config alone, without building or running it:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import tempfile
@@ -63,8 +62,8 @@ def measure_table(
         raise ValueError(f"space {space_ref(spec)!r} defines no lookup-table parts (arch_parts, distinct_parts, build_part)")
     supernet = spec.build_supernet(seed=seed).eval()
     # Parts take tens of microseconds: many more runs than a whole model needs keep their medians stable.
-    profile = dataclasses.replace(
-        profile, timed_runs=max(profile.timed_runs, timed_runs), warmup_runs=max(profile.warmup_runs, 20)
+    profile = profile.replace(
+        timed_runs=max(profile.timed_runs, timed_runs), warmup_runs=max(profile.warmup_runs, 20)
     )
     latency = OnnxRuntimeLatency.from_profile(profile)
     parts = spec.distinct_parts(input_shape)

@@ -163,14 +163,12 @@ def test_an_unreachable_scheduler_fails_within_the_timeout():
 def test_measure_lock_names_host_and_device_and_maps_visible_gpus(monkeypatch):
     profile = load_profile("local-cpu")
     assert MeasureLock.for_profile(profile).name() == f"hwnas-measure-{socket.gethostname()}-cpu"
-    gpu = dataclasses.replace(
-        profile, name="gpu", device="cuda", providers=("CUDAExecutionProvider",), quiet_gate=False
-    )
+    gpu = profile.replace(name="gpu", device="cuda", providers=("CUDAExecutionProvider",), quiet_gate=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert measure_device(gpu) == "cuda:0"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert measure_device(gpu) == "cuda:2"
-    gpu1 = dataclasses.replace(gpu, provider_options=({"device_id": 1},))
+    gpu1 = gpu.replace(provider_options=({"device_id": 1},))
     assert measure_device(gpu1) == "cuda:3"
     # Picklable, and in this process a lock of its own: the profilers' per-process device lock is not
     # re-entered (which would deadlock) while the measurement lock is held.
@@ -290,7 +288,7 @@ def test_real_evaluator_on_workers_matches_in_process_and_is_built_once_per_work
         data.in_channels, data.image_size, data.num_classes, stage_channels=(8, 12), stage_strides=(1, 2),
         head_channels=32,
     )  # fmt: skip
-    profile = dataclasses.replace(load_profile("local-cpu"), warmup_runs=2, timed_runs=30)
+    profile = load_profile("local-cpu").replace(warmup_runs=2, timed_runs=30)
     recipe = EvaluatorRecipe.from_supernet(
         Supernet(spec, seed=0), data=data, profile=profile, calib_samples=64
     )
