@@ -11,11 +11,14 @@ Example:
     8
 """
 
-from search._base import Strategy, StrategyExhausted, Suggestion
+from search._auto import AutoStrategy
+from search._base import Canonical, Strategy, StrategyExhausted, Suggestion
 from search._bayes import BayesStrategy
 from search._evolution import EvolutionStrategy
+from search._factory import STRATEGIES, make_strategy, strategy_names
 from search._grid import GridStrategy
 from search._nsga2 import NSGA2Strategy
+from search._optuna import OptunaStrategy
 from search._pareto import hypervolume, non_dominated_mask, pareto_trials
 from search._random import RandomStrategy
 from search._rl import RLStrategy
@@ -24,15 +27,11 @@ from search._storage import InMemoryStorage, SQLiteStorage, Storage, StorageErro
 from search._study import Study, optimize
 from search._trial import Constraint, Objective, Trial, TrialState
 
-#: Strategies selectable by name (``hwnas search --strategy NAME``).
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls
-    for cls in (NSGA2Strategy, RandomStrategy, GridStrategy, EvolutionStrategy, RLStrategy, BayesStrategy)
-}
-
 __all__ = [
     "STRATEGIES",
+    "AutoStrategy",
     "BayesStrategy",
+    "Canonical",
     "Choice",
     "Constraint",
     "EvolutionStrategy",
@@ -42,6 +41,7 @@ __all__ = [
     "Integer",
     "NSGA2Strategy",
     "Objective",
+    "OptunaStrategy",
     "Param",
     "RLStrategy",
     "RandomStrategy",
@@ -56,7 +56,9 @@ __all__ = [
     "Trial",
     "TrialState",
     "hypervolume",
+    "make_strategy",
     "non_dominated_mask",
     "optimize",
     "pareto_trials",
+    "strategy_names",
 ]

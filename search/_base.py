@@ -90,13 +90,15 @@ class Strategy(abc.ABC):
         canonical = getattr(self, "_canonical", None)
         if canonical is not None:
             return canonical(params)
-        return tuple([(v is True or v is False, v) for v in map(params.__getitem__, self.space)])
+        names = self.__dict__.get("_names") or tuple(self.space)
+        return tuple([(v is True or v is False, v) for v in map(params.__getitem__, names)])
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         """Binds the strategy to a space and objectives. Subclasses call ``super().setup`` first."""
         if not objectives:
             raise ValueError("at least one objective is needed")
         self._space = space
+        self._names = tuple(space)
         self._objectives = tuple(objectives)
 
     @property

@@ -10,19 +10,26 @@ from typing import Any
 import numpy as np
 
 from search._base import Strategy, Suggestion
-from search._gp import GaussianProcess, normal_cdf
+from search._gp import GaussianProcess, normal_cdf, normal_quantile
 from search._hyperband import Bracket, hyperband_schedule
 from search._operators import mutate, point_key, sample_many, sample_new
-from search._ranking import TIE_BREAKS, feasible_first_order
-from search._space import Choice, Space
+from search._pareto import non_dominated_mask
+from search._ranking import TIE_BREAKS, feasible_first_order, pareto_ranks
+from search._space import Choice, Integer, Space
 from search._trial import Objective, Trial, TrialState
 
 __all__ = ["BayesStrategy"]
 
 BACKENDS = ("numpy", "botorch")
+SCALINGS = ("rank", "minmax")
+CATEGORICAL = ("shared", "per-value")
+ACQUISITIONS = ("ehvi", "parego")
 _RHO = 0.05  # augmentation of the Chebyshev scalarisation (ParEGO)
 _N_MC = 64  # posterior samples per candidate for the expected improvement
-_FRONT = 10  # best observed configurations whose mutants join the candidate set
+_EHVI_TOP = 128  # candidates whose expected hypervolume improvement is estimated from draws
+_REF_MARGIN = 0.1  # EHVI reference: the worst observed value of each objective + 10 % of its range
+_FRONT = 10  # best observed configurations whose mutants join the candidate set (at least)
+_MAX_PARENTS = 40  # at most this many observed configurations have their neighbourhood scored
 _REFIT_GROWTH = 0.1  # hyperparameters are re-estimated when the data has grown by this share
 
 
@@ -99,6 +106,9 @@ class BayesStrategy(Strategy):
         n_candidates: int = 512,
         backend: str = "numpy",
         promotion: str = "crowding",
+        scaling: str = "rank",
+        categorical: str = "shared",
+        acquisition: str = "ehvi",
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -112,6 +122,12 @@ class BayesStrategy(Strategy):
             raise ValueError(f"n_candidates must be at least 1, got {n_candidates}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if categorical not in CATEGORICAL:
+            raise ValueError(f"categorical must be one of {CATEGORICAL}, got {categorical!r}")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
         if promotion not in TIE_BREAKS:
             raise ValueError(f"promotion must be one of {TIE_BREAKS}, got {promotion!r}")
         if backend == "botorch":
@@ -124,6 +140,9 @@ class BayesStrategy(Strategy):
         self.n_candidates = n_candidates
         self.backend = backend
         self.promotion = promotion
+        self.scaling = scaling
+        self.categorical = categorical
+        self.acquisition = acquisition
         self._seed = seed
         self._schedule = hyperband_schedule(min_fidelity, eta)
         self._reset()
@@ -149,7 +168,8 @@ class BayesStrategy(Strategy):
         super().setup(space, objectives)
         self._reset()
         self._encoder = _Encoder(space, self.min_fidelity)
-        self._gps = [GaussianProcess(self._encoder.dim) for _ in range(len(objectives) + 1)]
+        groups = self._encoder.groups if self.categorical == "shared" else self._encoder.per_column
+        self._gps = [GaussianProcess(self._encoder.dim, groups) for _ in range(len(objectives) + 1)]
         self._fitted_n = [0] * len(self._gps)
         self._restarted_n = [0] * len(self._gps)
 
@@ -236,6 +256,14 @@ class BayesStrategy(Strategy):
         for params in sample_many(space, rng, self.n_candidates):
             add(params)
         front = self._front()
+        # the whole neighbourhood (one gene changed) of every parent when it is small enough, and mutants
+        # (several genes changed) of each: the acquisition then searches around the whole front
+        neighbours = [q for parent in front for q in _neighbours(space, parent)]
+        if len(neighbours) > 2 * self.n_candidates:
+            keep = rng.choice(len(neighbours), size=2 * self.n_candidates, replace=False)
+            neighbours = [neighbours[i] for i in sorted(keep.tolist())]
+        for q in neighbours:
+            add(q)
         per = max(1, self.n_candidates // (2 * max(1, len(front))))
         for parent in front:
             for _ in range(per):
@@ -243,15 +271,21 @@ class BayesStrategy(Strategy):
         return out
 
     def _front(self) -> list[dict[str, Any]]:
-        """The best observed configurations (each at its highest observed fidelity), best first."""
+        """Parents of the local candidates: every non-dominated feasible configuration (each at its highest
+        observed fidelity) and at least the ten best, best first, at most 40."""
         best: dict[tuple[Any, ...], int] = {}
         for i, (params, fidelity) in enumerate(self._obs):
             key = point_key(self.space, params)
             if key not in best or fidelity >= self._obs[best[key]][1]:
                 best[key] = i
         rows = sorted(best.values())
-        order = feasible_first_order(np.array([self._F[i] for i in rows]), [self._violation[i] for i in rows])
-        return [self._obs[rows[i]][0] for i in order[:_FRONT]]
+        F = np.array([self._F[i] for i in rows])
+        violation = [self._violation[i] for i in rows]
+        order = feasible_first_order(F, violation)
+        feasible = np.array(violation) == 0.0
+        first = int(np.sum(pareto_ranks(F[feasible]) == 0)) if np.any(feasible) else 0
+        n = min(max(_FRONT, first), _MAX_PARENTS)
+        return [self._obs[rows[i]][0] for i in order[:n]]
 
     def _fit(self, j: int, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
         """Conditions GP ``j``; re-estimates its hyperparameters when the data has grown by 10% (at least
@@ -281,6 +315,8 @@ class BayesStrategy(Strategy):
 
     def _acquire_numpy(self, Xc: np.ndarray) -> int:
         X, F = np.array(self._X), np.array(self._F)
+        if self.scaling == "rank":
+            F = _normal_scores(F)
         m = F.shape[1]
         mu, var = np.empty((len(Xc), m)), np.empty((len(Xc), m))
         gps = [self._fit(j, X, F[:, j]) for j in range(m)]
@@ -295,14 +331,11 @@ class BayesStrategy(Strategy):
             return np.max(w * g, axis=-1) + _RHO * np.sum(w * g, axis=-1)
 
         feasible = np.array(self._violation) == 0.0
-        best: float | None = None
+        mb: np.ndarray | None = None  # posterior means of the feasible observed configurations
         if np.any(feasible):
             configs = [p for (p, _), ok in zip(self._obs, feasible) if ok]
             Xb = self._encoder.encode(configs, [1.0] * len(configs))
             mb = np.column_stack([gp.predict(Xb)[0] for gp in gps])
-            best = float(scalarise(mb).min())
-        Z = self._rng.standard_normal((_N_MC, len(Xc), m))
-        samples = scalarise(mu + np.sqrt(var) * Z)  # _N_MC x candidates
         pof = np.ones(len(Xc))
         feas = self._feasibility()
         if feas is not None:
@@ -310,10 +343,27 @@ class BayesStrategy(Strategy):
             Xf = np.vstack([X, np.array(self._failed_X)]) if self._failed_X else X
             mc, vc = self._fit(m, Xf, t).predict(Xc)
             pof = normal_cdf((tau - mc) / np.sqrt(vc))
-        if best is None:
-            acq = pof
-        else:
-            acq = np.maximum(best - samples, 0.0).mean(axis=0) * pof
+        if mb is None:
+            return int(np.argmax(pof))
+        sd = np.sqrt(var)
+        if self.acquisition == "ehvi" and m == 2:
+            front = (mb - lo) / span
+            front = front[non_dominated_mask(front)]
+            ref = 1.0 + _REF_MARGIN
+            # screen every candidate by the improvement of its optimistic point (mean - 2 sd), then estimate
+            # the expected improvement of the most promising ones from posterior draws
+            optimistic = _hypervolume_improvement_2d((mu - 2.0 * sd - lo) / span, front, ref) * pof
+            top = np.argsort(-optimistic, kind="stable")[:_EHVI_TOP]
+            top = top[optimistic[top] > 0]
+            if len(top):
+                Z = self._rng.standard_normal((_N_MC, len(top), m))
+                draws = (mu[top] + sd[top] * Z - lo) / span
+                acq = _hypervolume_improvement_2d(draws, front, ref).mean(axis=0) * pof[top]
+                if np.any(acq > 0):
+                    return int(top[int(np.argmax(acq))])
+        Z = self._rng.standard_normal((_N_MC, len(Xc), m))
+        best = float(scalarise(mb).min())
+        acq = np.maximum(best - scalarise(mu + sd * Z), 0.0).mean(axis=0) * pof
         if not np.any(acq > 0):  # flat acquisition: the lowest expected scalarisation
             return int(np.argmin(scalarise(mu) - pof))
         return int(np.argmax(acq))
@@ -322,6 +372,8 @@ class BayesStrategy(Strategy):
         from search._botorch import select
 
         X, F = np.array(self._X), np.array(self._F)
+        if self.scaling == "rank":
+            F = _normal_scores(F)
         constraint = None
         feas = self._feasibility()
         if feas is not None:
@@ -332,6 +384,59 @@ class BayesStrategy(Strategy):
         configs = [p for (p, _), ok in zip(self._obs, feasible) if ok] or [p for p, _ in self._obs]
         X_baseline = self._encoder.encode(configs, [1.0] * len(configs))
         return select(X, F, Xc, X_baseline, constraint=constraint, seed=int(self._rng.integers(2**31)))
+
+
+def _hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, reference: float) -> np.ndarray:
+    """Hypervolume that each of ``points`` (``... x 2``, minimized) adds to ``front`` (``k x 2``,
+    non-dominated), within the box below ``(reference, reference)``; shape ``...``.
+
+    The region the front dominates is a staircase: over ``[f1_i, f1_{i+1})`` (front sorted by ``f1``) it
+    starts at height ``f2_i``; left of the first point nothing is dominated. A point adds, over each step,
+    its width right of the point times its height above the point.
+    """
+    front = front[np.all(front < reference, axis=1)]
+    front = front[np.argsort(front[:, 0], kind="stable")]
+    starts = np.concatenate([[-np.inf], front[:, 0]])
+    ends = np.concatenate([front[:, 0], [reference]])
+    heights = np.concatenate([[reference], front[:, 1]])
+    p1, p2 = points[..., 0:1], points[..., 1:2]
+    width = np.clip(ends - np.maximum(starts, p1), 0.0, None)
+    height = np.clip(heights - p2, 0.0, None)
+    return np.sum(width * height, axis=-1)
+
+
+def _normal_scores(F: np.ndarray) -> np.ndarray:
+    """Each column of ``F`` (``n x m``) replaced by the normal scores of its ranks,
+    ``Phi^-1((rank - 1/2) / n)`` (ties share their mean rank): monotone, so the Pareto order is kept, and
+    insensitive to outliers (a degenerate candidate at 90 % error is one rank above the next, not a
+    stretch that flattens every difference among good ones)."""
+    n = len(F)
+    out = np.empty(F.shape, dtype=float)
+    for j in range(F.shape[1]):
+        _, inverse, counts = np.unique(F[:, j], return_inverse=True, return_counts=True)
+        ends = np.cumsum(counts)
+        out[:, j] = (ends - (counts - 1) / 2.0)[inverse]  # mean rank of each group of ties, from 1
+    return normal_quantile((out - 0.5) / n)
+
+
+def _neighbours(space: Space, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every allowed point one gene away from ``params``: another value of a ``Choice``, a step of one or
+    two up or down of an ``Integer`` (``Float`` genes are left to random mutation)."""
+    out: list[dict[str, Any]] = []
+    for name, p in space.items():
+        if isinstance(p, Choice):
+            own = p.index(params[name])
+            values = [v for i, v in enumerate(p.values) if i != own]
+        elif isinstance(p, Integer):
+            values = [params[name] + k * p.step for k in (-2, -1, 1, 2)]
+            values = [v for v in values if p.low <= v <= p.high]
+        else:
+            continue
+        for v in values:
+            q = {**params, name: v}
+            if not space.is_forbidden(q):
+                out.append(q)
+    return out
 
 
 class _Encoder:
@@ -354,6 +459,18 @@ class _Encoder:
         self._log_range = -math.log(min_fidelity) if min_fidelity < 1.0 else 0.0
         widths = [len(p.values) if kind == "onehot" else 1 for _, kind, p in self._columns]
         self.dim = max(1, sum(widths) + (1 if self._log_range else 0))
+        #: lengthscale group of each column: a one-hot block shares one, every other column has its own
+        groups = [g for g, w in enumerate(widths) for _ in range(w)]
+        if self._log_range:
+            groups.append(len(widths))
+        self.groups = groups or [0]
+        # value -> index of every Choice column (1 and 1.0 agree, True and 1 do not, as Choice.index)
+        self._lookup = {
+            name: {(v is True or v is False, v): i for i, v in enumerate(p.values)}
+            for name, kind, p in self._columns
+            if kind != "number"
+        }
+        self.per_column = list(range(self.dim))
 
     def encode(self, points: Sequence[Mapping[str, Any]], fidelities: Sequence[float]) -> np.ndarray:
         cols: list[np.ndarray] = []
@@ -362,7 +479,13 @@ class _Encoder:
                 lo, hi = p.bounds()
                 cols.append((np.array([p.encode(q[name]) for q in points], dtype=float) - lo) / (hi - lo))
             else:
-                idx = np.array([p.index(q[name]) for q in points], dtype=int)
+                lookup = self._lookup[name]
+                idx = np.array(
+                    [lookup.get((q[name] is True or q[name] is False, q[name])) for q in points], dtype=float
+                )
+                if np.isnan(idx).any():  # a value the fast look-up does not know: the space decides
+                    idx = np.array([p.index(q[name]) for q in points], dtype=float)
+                idx = idx.astype(int)
                 if kind == "ordinal":
                     cols.append(idx / (len(p.values) - 1))
                 else:

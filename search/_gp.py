@@ -1,7 +1,8 @@
-"""A small exact Gaussian process in numpy: Matern-5/2 ARD kernel, type-II maximum likelihood.
+"""A small exact Gaussian process in numpy and scipy: Matern-5/2 ARD kernel, type-II maximum likelihood.
 
-Written for the few hundred points of a search, where it needs no dependency beyond numpy. Shapes:
-``X`` is ``n x d`` with inputs in ``[0, 1]``, ``y`` has ``n`` entries.
+Written for the few hundred points of a search. Linear algebra (Cholesky, triangular solves), the
+optimiser (L-BFGS-B) and the normal CDF come from scipy. Shapes: ``X`` is ``n x d`` with inputs in
+``[0, 1]``, ``y`` has ``n`` entries.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.linalg import cho_solve, solve_triangular
+from scipy.optimize import minimize
+from scipy.special import ndtr, ndtri
 
-__all__ = ["GaussianProcess", "normal_cdf"]
+__all__ = ["GaussianProcess", "normal_cdf", "normal_quantile"]
 
 _SQRT5 = math.sqrt(5.0)
 # Bounds of the log-hyperparameters (inputs in [0, 1], targets standardised).
@@ -20,12 +24,19 @@ _LOG_SN2 = (math.log(1e-6), math.log(1.0))
 
 
 class GaussianProcess:
-    """Exact GP regression on standardised targets with a Matern-5/2 kernel with one lengthscale per input.
+    """Exact GP regression on standardised targets with a Matern-5/2 kernel with one lengthscale per input,
+    or per group of inputs.
+
+    ``groups`` (``dim`` integers, ``0 .. k-1``) ties the lengthscales of inputs in the same group: the
+    one-hot columns of an unordered choice share one, so the kernel sees only whether two points take the
+    same value (``r^2`` grows by ``2 / ls^2`` when they differ), a Hamming-type categorical kernel with one
+    lengthscale per parameter instead of one per value.
 
     Hyperparameters (lengthscales, signal and noise variance) maximise the log marginal likelihood plus
     weak log-priors (MAP-II): lengthscales log-normal with a mean growing with the dimension (as BoTorch's
     default), signal variance Gamma(2, 0.15), noise variance log-normal around 2.5e-3, all within bounds.
-    The optimiser is L-BFGS with analytic gradients, started from the previous fit and from the default.
+    The optimiser is scipy's L-BFGS-B with analytic gradients, started from the previous fit and from the
+    default.
 
     Example:
         >>> X = np.linspace(0, 1, 8)[:, None]
@@ -35,24 +46,30 @@ class GaussianProcess:
         True
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, groups: np.ndarray | list[int] | None = None) -> None:
         if dim < 1:
             raise ValueError(f"dim must be at least 1, got {dim}")
         self.dim = dim
-        self._prior_mu = math.sqrt(2.0) + 0.5 * math.log(dim)
+        g = np.arange(dim) if groups is None else np.asarray(groups, dtype=int)
+        if g.shape != (dim,) or g.min() != 0 or set(g.tolist()) != set(range(int(g.max()) + 1)):
+            raise ValueError(f"groups must give each of the {dim} inputs a group 0..k-1, got {groups!r}")
+        self._groups = g
+        self.n_ls = int(g.max()) + 1
+        self._prior_mu = math.sqrt(2.0) + 0.5 * math.log(self.n_ls)
         self.theta = self._default()
         self._X = np.zeros((0, dim))
         self._alpha = np.zeros(0)
-        self._Linv = np.zeros((0, 0))
+        self._L = np.zeros((0, 0))
         self._y_mean, self._y_std = 0.0, 1.0
 
     def _default(self) -> np.ndarray:
         log_ls = float(np.clip(self._prior_mu - 3.0, *_LOG_LS))  # the prior's mode, exp(mu - sigma^2)
-        return np.array([log_ls] * self.dim + [0.0, math.log(1e-3)])
+        return np.array([log_ls] * self.n_ls + [0.0, math.log(1e-3)])
 
     @property
     def lengthscales(self) -> np.ndarray:
-        return np.exp(self.theta[: self.dim])
+        """One lengthscale per input (tied within a group)."""
+        return np.exp(self.theta[: self.n_ls])[self._groups]
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(
@@ -74,8 +91,8 @@ class GaussianProcess:
         z = (y - self._y_mean) / self._y_std
         self._X = X
         if optimize and len(y) >= 2:
-            lo = np.array([_LOG_LS[0]] * self.dim + [_LOG_SF2[0], _LOG_SN2[0]])
-            hi = np.array([_LOG_LS[1]] * self.dim + [_LOG_SF2[1], _LOG_SN2[1]])
+            lo = np.array([_LOG_LS[0]] * self.n_ls + [_LOG_SF2[0], _LOG_SN2[0]])
+            hi = np.array([_LOG_LS[1]] * self.n_ls + [_LOG_SF2[1], _LOG_SN2[1]])
             best: tuple[float, np.ndarray] | None = None
             for start in (self.theta, self._default()) if restart else (self.theta,):
                 theta, value = _lbfgs(lambda t: self._objective(t, X, z), start, lo, hi, max_iter)
@@ -83,9 +100,8 @@ class GaussianProcess:
                     best = (value, theta)
             self.theta = best[1]  # type: ignore[index]
         K = self._kernel(X, X, self.theta) + np.exp(self.theta[-1]) * np.eye(len(X))
-        L = _cholesky(K)
-        self._Linv = np.linalg.inv(L)
-        self._alpha = self._Linv.T @ (self._Linv @ z)
+        self._L = _cholesky(K)
+        self._alpha = cho_solve((self._L, True), z, check_finite=False)
         return self
 
     def predict(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,20 +109,21 @@ class GaussianProcess:
         Xs = np.asarray(Xs, dtype=float)
         Ks = self._kernel(Xs, self._X, self.theta)
         mean = Ks @ self._alpha
-        v = self._Linv @ Ks.T
+        v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
         var = np.maximum(np.exp(self.theta[-2]) - np.einsum("ij,ij->j", v, v), 1e-12)
         return self._y_mean + self._y_std * mean, var * self._y_std**2
 
     # -- internals -----------------------------------------------------------------------------------
     def _kernel(self, A: np.ndarray, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        ls = np.exp(theta[: self.dim])
+        ls = np.exp(theta[: self.n_ls])[self._groups]
         r = np.sqrt(_sqdist(A / ls, B / ls))
         return np.exp(theta[-2]) * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r**2) * np.exp(-_SQRT5 * r)
 
     def _objective(self, theta: np.ndarray, X: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
         """Negative log marginal likelihood minus log-priors, and its gradient in ``theta``."""
-        n, d = X.shape
-        ls, sf2, sn2 = np.exp(theta[:d]), math.exp(theta[-2]), math.exp(theta[-1])
+        n = len(X)
+        k = self.n_ls
+        ls, sf2, sn2 = np.exp(theta[:k])[self._groups], math.exp(theta[-2]), math.exp(theta[-1])
         Xs = X / ls
         r = np.sqrt(_sqdist(Xs, Xs))
         e = np.exp(-_SQRT5 * r)
@@ -115,23 +132,23 @@ class GaussianProcess:
             L = _cholesky(Kf + sn2 * np.eye(n))
         except np.linalg.LinAlgError:
             return math.inf, np.zeros_like(theta)
-        Linv = np.linalg.inv(L)
-        Kinv = Linv.T @ Linv
-        alpha = Kinv @ z
+        Kinv = cho_solve((L, True), np.eye(n), check_finite=False)
+        alpha = cho_solve((L, True), z, check_finite=False)
         value = 0.5 * float(z @ alpha) + float(np.log(np.diag(L)).sum()) + 0.5 * n * math.log(2 * math.pi)
         W = Kinv - np.outer(alpha, alpha)  # d value / d K = W / 2
         grad = np.empty_like(theta)
         # d K / d log(ls_j) = sf2 * 5/3 * (1 + sqrt5 r) * exp(-sqrt5 r) * (x_ij - x_kj)^2 / ls_j^2
         B = W * (sf2 * (5.0 / 3.0) * (1.0 + _SQRT5 * r) * e)
         b = B.sum(axis=1)
-        grad[:d] = 0.5 * (2.0 * (Xs**2).T @ b - 2.0 * np.einsum("ij,ij->j", Xs, B @ Xs))
+        per_input = 0.5 * (2.0 * (Xs**2).T @ b - 2.0 * np.einsum("ij,ij->j", Xs, B @ Xs))
+        grad[:k] = np.bincount(self._groups, weights=per_input, minlength=k)
         grad[-2] = 0.5 * float(np.sum(W * Kf))
         grad[-1] = 0.5 * sn2 * float(np.trace(W))
         # log-priors (densities over the log-parameters, Jacobian included)
         sigma2 = 3.0
-        u = theta[:d]
+        u = theta[:k]
         value += float(np.sum((u - self._prior_mu) ** 2) / (2 * sigma2))
-        grad[:d] += (u - self._prior_mu) / sigma2
+        grad[:k] += (u - self._prior_mu) / sigma2
         value -= 2.0 * theta[-2] - 0.15 * sf2  # Gamma(2, 0.15)
         grad[-2] -= 2.0 - 0.15 * sf2
         value += (theta[-1] - math.log(2.5e-3)) ** 2 / (2 * 4.0)  # log-normal, sd 2 in log space
@@ -155,65 +172,30 @@ def _cholesky(K: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(K + jitter * np.eye(len(K)))
 
 
-def _lbfgs(
-    fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int, memory: int = 8
-) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
-    """Projected L-BFGS with a backtracking (Armijo) line search on the box ``[lo, hi]``."""
-    x = np.clip(np.asarray(x0, dtype=float), lo, hi)
-    f, g = fun(x)
-    if not math.isfinite(f):
-        return x, f
-    S: list[np.ndarray] = []
-    Y: list[np.ndarray] = []
-    for _ in range(max_iter):
-        free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
-        pg = np.where(free, g, 0.0)
-        if np.max(np.abs(pg)) < 1e-6:
-            break
-        # two-loop recursion on the free variables
-        q = pg.copy()
-        coeffs = []
-        for s, yv in zip(reversed(S), reversed(Y)):
-            rho = 1.0 / float(yv @ s)
-            a = rho * float(s @ q)
-            coeffs.append((rho, a, s, yv))
-            q -= a * yv
-        gamma = float(S[-1] @ Y[-1] / (Y[-1] @ Y[-1])) if S else 1.0 / max(1.0, float(np.linalg.norm(pg)))
-        q *= gamma
-        for rho, a, s, yv in reversed(coeffs):
-            q += (a - rho * float(yv @ q)) * s
-        d = np.where(free, -q, 0.0)
-        if float(d @ pg) >= 0:
-            d = -pg
-        step, accepted = 1.0, False
-        for _ in range(25):
-            xn = np.clip(x + step * d, lo, hi)
-            fn, gn = fun(xn)
-            if math.isfinite(fn) and fn <= f + 1e-4 * float(g @ (xn - x)):
-                accepted = True
-                break
-            step *= 0.5
-        if not accepted:
-            break
-        s, yv = xn - x, gn - g
-        if float(s @ yv) > 1e-10:
-            S.append(s)
-            Y.append(yv)
-            if len(S) > memory:
-                S.pop(0)
-                Y.pop(0)
-        converged = abs(f - fn) <= 1e-9 * max(1.0, abs(f))
-        x, f, g = xn, fn, gn
-        if converged:
-            break
-    return x, f
+def _lbfgs(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
+    """scipy's L-BFGS-B on the box ``[lo, hi]``; ``fun`` returns the value and its gradient."""
+    x0 = np.clip(np.asarray(x0, dtype=float), lo, hi)
+    f0, _ = fun(x0)
+    if not math.isfinite(f0):
+        return x0, f0
+
+    def safe(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fun(x)
+        return (f, g) if math.isfinite(f) else (1e25, np.zeros_like(x))
+
+    res = minimize(
+        safe, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)), options={"maxiter": max_iter}
+    )
+    if not math.isfinite(res.fun) or res.fun > f0:
+        return x0, f0
+    return np.asarray(res.x, dtype=float), float(res.fun)
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:
-    """Standard normal CDF, from the Abramowitz-Stegun erf approximation 7.1.26 (error < 1.5e-7)."""
-    z = np.asarray(z, dtype=float)
-    x = np.abs(z) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    erf = 1.0 - poly * np.exp(-x * x)
-    return 0.5 * (1.0 + np.sign(z) * erf)
+    """Standard normal CDF (scipy's ``ndtr``)."""
+    return ndtr(np.asarray(z, dtype=float))
+
+
+def normal_quantile(p: np.ndarray) -> np.ndarray:
+    """Inverse of the standard normal CDF (scipy's ``ndtri``)."""
+    return ndtri(np.asarray(p, dtype=float))

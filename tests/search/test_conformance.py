@@ -5,6 +5,7 @@ A strategy added to ``search.STRATEGIES`` is covered here automatically.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import math
@@ -45,8 +46,18 @@ CASES.update(
         "evolution[small]": lambda seed: EvolutionStrategy(population_size=4, sample_size=2, seed=seed),
         "rl[hypervolume]": lambda seed: RLStrategy(reward="hypervolume", seed=seed),
         "bayes[multi-fidelity]": lambda seed: BayesStrategy(min_fidelity=1 / 9, n_initial=4, seed=seed),
+        "bayes[minmax]": lambda seed: BayesStrategy(scaling="minmax", n_initial=4, seed=seed),
+        "auto": lambda seed: search.make_strategy("auto", seed=seed, budget=100),
+        "auto[large budget]": lambda seed: search.make_strategy("auto", seed=seed, budget=1000),
     }
 )
+if importlib.util.find_spec("optuna") is not None:  # the wrapped samplers, where Optuna is installed
+    CASES.update(
+        {
+            name: (lambda seed, name=name: search.make_strategy(name, seed=seed))
+            for name in ("optuna:tpe", "optuna:nsga2", "optuna:auto")
+        }
+    )
 IDS = sorted(CASES)
 SEED_INDEPENDENT = {"grid[ordered]"}  # proposals that do not depend on the seed by design
 

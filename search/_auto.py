@@ -1,0 +1,104 @@
+"""``auto``: the strategy that the benchmarks show best for a budget and a space, chosen at setup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from search._base import Strategy, Suggestion
+from search._space import Space
+from search._trial import Objective, Trial
+
+__all__ = ["AutoStrategy", "choose"]
+
+#: Budget assumed when none is given: the number of trials ``hwnas search`` runs by default.
+DEFAULT_BUDGET = 120
+#: Largest budget at which the Gaussian-process strategy is picked (see BENCHMARKS.md (g)).
+GP_MAX_BUDGET = 200
+
+
+def choose(space: Space, n_objectives: int, budget: int | None) -> tuple[str, dict[str, Any], str]:
+    """The strategy ``auto`` runs: ``(name, options, why)``.
+
+    From the NAS-Bench-201 and ZDT/DTLZ figures in BENCHMARKS.md (d) and (g):
+
+    - a budget of at most 200 evaluations (or none given: 120 assumed): ``bayes``, best or level with the
+      best at 50, 100 and 200 evaluations on the device problems, the tabular one and ZDT/DTLZ;
+    - a larger budget: ``nsga2``, whose regret at 500 evaluations is the lowest of every strategy, ours
+      and Optuna's, on the NAS-Bench-201 device problems, and whose cost per trial stays flat (the GP's
+      grows with the data).
+
+    Every strategy covers a space smaller than the budget before repeating a point, so a small space
+    needs no rule of its own.
+    """
+    b = DEFAULT_BUDGET if budget is None else budget
+    given = "" if budget is not None else f" (none given: {DEFAULT_BUDGET} assumed)"
+    if b <= GP_MAX_BUDGET:
+        return "bayes", {}, f"a budget of {b} evaluations{given} is at most {GP_MAX_BUDGET}"
+    return "nsga2", {}, f"a budget of {b} evaluations{given} is over {GP_MAX_BUDGET}"
+
+
+class AutoStrategy(Strategy):
+    """Runs the strategy that fits the budget and the space, as :func:`choose` picks it at setup.
+
+    What it picked is its :attr:`chosen` name and :meth:`describe` (a line for logs and the report);
+    every ask and tell goes to that strategy, which gets this one's seed and, from the study, the same
+    canonical map and ``repeats`` setting.
+
+    Args:
+        budget: evaluations the search will run (``None``: 120 assumed).
+        seed: seed of the chosen strategy.
+
+    Example:
+        >>> from search import AutoStrategy, Choice, Objective, Space
+        >>> s = AutoStrategy(budget=100, seed=0)
+        >>> s.setup(Space({f"e{i}": Choice(list(range(5))) for i in range(6)}), [Objective("a"), Objective("b")])
+        >>> s.chosen
+        'bayes'
+    """
+
+    name = "auto"
+
+    def __init__(self, *, budget: int | None = None, seed: int | None = None) -> None:
+        super().__init__()
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"budget must be a positive integer or None, got {budget!r}")
+        self.budget = budget
+        self._seed = seed
+        self._inner: Strategy | None = None
+        self.chosen: str | None = None
+        self._why = ""
+
+    def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
+        super().setup(space, objectives)
+        from search._factory import make_strategy
+
+        name, options, why = choose(space, len(objectives), self.budget)
+        inner = make_strategy(name, seed=self._seed, **options)
+        inner.configure(canonical=self._canonical, repeats=self.repeats)
+        inner.setup(space, objectives)
+        self._inner, self.chosen, self._why = inner, name, why
+
+    def describe(self) -> str:
+        """``"auto: bayes (a budget of 100 evaluations is at most 200)"``, or a note before setup."""
+        if self.chosen is None:
+            return "auto: nothing chosen yet (the strategy is chosen when the study sets it up)"
+        return f"auto: {self.chosen} ({self._why})"
+
+    @property
+    def inner(self) -> Strategy:
+        if self._inner is None:
+            raise RuntimeError("AutoStrategy.setup(space, objectives) has not been called")
+        return self._inner
+
+    def ask(self) -> Suggestion | None:
+        return self.inner.ask()
+
+    def tell(self, trial: Trial) -> None:
+        self.inner.tell(trial)
+
+    def __getattr__(self, name: str) -> Any:
+        # brackets, population, policy(): what the chosen strategy offers, read through
+        if name.startswith("_") or self.__dict__.get("_inner") is None:
+            raise AttributeError(name)
+        return getattr(self.__dict__["_inner"], name)
