@@ -209,7 +209,7 @@ def make(strategy: str, space: Space, seed: int, budget: int) -> search.Strategy
     the package has it, so that ``auto`` and ``optuna:NAME`` are covered too)."""
     factory = getattr(search, "make_strategy", None)
     if factory is not None:
-        return factory(strategy, space=space, seed=seed, budget=budget)  # type: ignore[no-any-return]
+        return factory(strategy, seed=seed, budget=budget)  # type: ignore[no-any-return]
     return search.STRATEGIES[strategy](seed=seed)  # type: ignore[call-arg]
 
 

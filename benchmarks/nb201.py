@@ -174,6 +174,7 @@ def _describe(strategy: str, problem: sb.Problem, seed: int, budget: int) -> str
         return ""
     try:
         s = sb.make(strategy, problem.space, seed, budget)
+        s.setup(problem.space, [search.Objective(o) for o in problem.objectives])
     except Exception:  # noqa: BLE001 - reported by the run itself
         return ""
     describe = getattr(s, "describe", None)
@@ -443,12 +444,32 @@ def main() -> None:
         for pr in problems:
             for seed in range(n_seeds):
                 jobs.append((pr, s, seed, bs))
-    sb.log(f"{len(jobs)} runs in {args.workers} processes")
+    # Every finished run is appended to a JSON-lines file as it ends; a rerun of the same command takes the
+    # runs found there (same problem, strategy, seed and budgets) instead of running them again.
+    tag = args.tag or (
+        "" if problems == list(PROBLEMS) and strategies == default_strategies() else "-partial"
+    )
+    stem = f"{NAME}{'-quick' if args.quick else ''}{tag}"
+    partial = args.out / f"{stem}.runs.jsonl"
     runs: list[dict[str, Any]] = []
+    if partial.is_file():
+        wanted = {(pr, s, seed, tuple(int(b) for b in bs)) for pr, s, seed, bs in jobs}
+        for line in partial.read_text().splitlines():
+            r = json.loads(line)
+            k = (r["problem"], r["strategy"], r["seed"], tuple(int(b) for b in r["regret"]))
+            if k in wanted and (r["status"] == "ok" or r["status"].startswith("exhausted")):
+                runs.append(r)
+                wanted.discard(k)
+        jobs = [j for j in jobs if (j[0], j[1], j[2], tuple(j[3])) in wanted]
+        sb.log(f"{len(runs)} runs taken from {partial}")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    sb.log(f"{len(jobs)} runs in {args.workers} processes")
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(args.workers) as pool:
+    with ctx.Pool(args.workers) as pool, partial.open("a") as sink:
         for i, r in enumerate(pool.imap_unordered(_job, jobs)):
             runs.append(r)
+            sink.write(json.dumps(r) + "\n")
+            sink.flush()
             last = max(int(k) for k in r["regret"])
             sb.log(
                 f"[{i + 1}/{len(jobs)}] {r['problem']} {r['strategy']} seed {r['seed']}: regret@{last} "
