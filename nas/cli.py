@@ -78,10 +78,48 @@ _SPACE_HELP = (
 )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwnas")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+#: search flags that set a config value, and where it lives: --help shows the config's default
+_CONFIG_OF_FLAG = {
+    "out": "out", "trials": "search.trials", "seed": "seed", "strategy": "search.strategy",
+    "population": "search.population", "epochs": "supernet.epochs", "members": "supernet.members",
+    "objectives": "search.objectives", "profile": "profile", "dataset": "data.name", "space": "space.name",
+    "threads": "threads", "device": "supernet.device", "precision": "supernet.precision",
+    "image_size": "data.image_size", "data_workers": "data.workers",
+}  # fmt: skip
+
+
+def _show_config_defaults(parser: argparse.ArgumentParser) -> None:
+    """Appends each flag's default (the built-in config's value) to its help, where the help does not say it."""
+    from nas.run._config import SearchConfig  # pydantic only: --help stays fast
+
+    defaults = SearchConfig().model_dump(mode="json")
+    for action in parser._actions:
+        path = _CONFIG_OF_FLAG.get(action.dest)
+        if path is None or action.help is None or "default" in action.help:
+            continue
+        value: Any = defaults
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, list) else value
+        action.help += f" (default: {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hwnas", description="Energy- and hardware-aware multi-objective neural architecture search."
     )
+    parser.add_argument("--version", action="version", version=f"hwnas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser(
@@ -117,7 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--constraint", action="append", metavar="EXPR", help="e.g. 'latency_ms <= 2.0' (repeatable)"
     )
-    s.add_argument("--profile", metavar="NAME|FILE", help="hardware profile (default: local-cpu)")
+    s.add_argument(
+        "--profile",
+        metavar="NAME|FILE[,...]",
+        help="hardware profile (default: local-cpu); several, comma-separated, measure every candidate on each "
+        "and keep one front per profile (objectives latency_ms@NAME)",
+    )
+    s.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        help="int8: also quantize each front model (models/ID.int8.onnx) and measure its error and latency",
+    )
     s.add_argument("--dataset", help="digits (default), digits-hard, cifar10 or folder (your own images)")
     s.add_argument("--space", metavar="NAME|MODULE:CLASS", help=_SPACE_HELP)
     s.add_argument(
@@ -165,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trial-timeout", type=_duration, metavar="T", help="a candidate taking longer fails (e.g. 60s)"
     )
 
+    _show_config_defaults(s)
+
     e = sub.add_parser("export", help="re-export one model of a finished run to ONNX")
     e.add_argument("run", metavar="RUN", help="run directory, e.g. runs/demo")
     e.add_argument(
@@ -201,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", default="local-cpu", metavar="NAME|FILE", help="how to run (default: local-cpu)"
     )
     d.add_argument("--out", required=True, metavar="FILE", help="where to write the table (JSON)")
+    d.add_argument(
+        "--few",
+        type=_int_at_least(3),
+        metavar="N",
+        help="measure only N archs here and fit this device's latency from the tables of --from (transfer)",
+    )
+    d.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        metavar="TABLE",
+        help="with --few: latency tables of other devices (lookup tables, measured tables arch key -> ms, "
+        "or earlier --few tables)",
+    )
     d.add_argument("--config", metavar="FILE", help="search config whose space and dataset to measure")
     d.add_argument(
         "--dataset", help="digits (default), digits-hard, cifar10 or folder: sets the input shape and classes"
@@ -247,6 +311,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "workers": "execution.workers",
         "scheduler": "execution.scheduler",
         "trial_timeout": "execution.trial_timeout_s",
+        "quantize": "evaluation.quantize",
     }
     out: dict[str, Any] = {
         key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr) is not None
@@ -324,6 +389,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"  id {m.id:>4}  {shown}  {model}test error {_pct(m.test_error)}  |onnx-torch| {m.max_abs_diff:.1e}",
             highlight=False,
         )
+    from nas.run._summary import summary_lines
+
+    for line in summary_lines(result.run_dir):
+        console.print(line, highlight=False)
     console.print(f"results: {result.run_dir}/pareto.json, trials.csv, pareto.png, study.db", highlight=False)
     if (result.run_dir / "report.html").is_file():
         console.print(f"report: {result.run_dir}/report.html (and report.md)", highlight=False)
@@ -457,9 +526,11 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
         spec = space_for_input(config.space.name, in_channels, image_size, num_classes, config.space_options())
     except SpaceError as e:
         raise UsageError(str(e)) from None
-    if not spec.supports_lut:
+    if not spec.supports_lut and args.few is None:
         raise UsageError(f"space {config.space.name!r} defines no lookup-table parts: measure latencies instead")
     input_shape = tuple(profile.input_shape or (in_channels, image_size, image_size))
+    if args.few is not None or args.sources:
+        return _profile_device_few(args, spec, profile, input_shape, out)
     print(f"measuring every part of the search space on this machine with profile {profile.name!r} ...")
 
     def progress(i: int, total: int, key: str) -> None:
@@ -489,6 +560,29 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
         f"{len(table.entries)} parts measured; on {cal['models']} whole archs the table predicts within 10% for "
         f"{100 * cal['within_10pct']:.0f}% (mean abs error {100 * cal['mape']:.1f}%)"
     )
+    print(f"table: {out}\nprofile: {profile_path}  (search with it: hwnas search --profile {profile_path})")
+    return 0
+
+
+def _profile_device_few(args: argparse.Namespace, spec: Any, profile: Any, input_shape: Any, out: Any) -> int:
+    from nas.run._few import describe_fit, fit_few_shot
+    from profilers import TransferError
+
+    if args.few is None or not args.sources:
+        raise UsageError("--few N and --from TABLE [TABLE...] go together: N archs measured here, fitted from the tables")
+    print(f"measuring {args.few} archs on this machine with profile {profile.name!r} ...")
+
+    def progress(i: int, total: int, ms: float) -> None:
+        print(f"  {i}/{total}  {ms:.4f} ms", flush=True)
+
+    try:
+        table, profile_path = fit_few_shot(
+            spec, profile, input_shape, args.sources, out, n=args.few, seed=args.seed, on_arch=progress
+        )
+    except TransferError as e:
+        raise UsageError(str(e)) from None
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in table.weights.items() if v > 0) or "none"
+    print(f"transfer fitted (weights: {weights}); {describe_fit(table.fit)}")
     print(f"table: {out}\nprofile: {profile_path}  (search with it: hwnas search --profile {profile_path})")
     return 0
 
