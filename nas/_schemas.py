@@ -99,6 +99,12 @@ class ModelEntry(BaseModel):
     finetune_steps: int = 0
     max_abs_diff: float | None = None
     energy_method: str | None = None
+    #: the statically quantized twin (``evaluation.quantize: int8``): ``{"onnx", "error", "latency_ms",
+    #: "size_bytes", "drop_pct", "flagged", ...}``, where ``error`` is its validation error (%) and
+    #: ``flagged`` says it lost more accuracy than ``evaluation.int8_max_drop`` allows
+    int8: dict[str, Any] | None = None
+    #: whether the model meets every constraint of the search (None in files written before this was recorded)
+    feasible: bool | None = None
 
 
 class ParetoFile(_File):
@@ -110,6 +116,19 @@ class ParetoFile(_File):
     models: list[ModelEntry]
     #: how energy figures were obtained (per inference, mJ), when energy was measured or estimated
     energy: dict[str, Any] | None = None
+    #: with several profiles: each profile's front (error against that profile's cost), as model ids
+    fronts: dict[str, list[int]] | None = None
+    #: the metric each profile's front ranks cost by (``latency_ms@NAME`` or ``energy_mj@NAME``)
+    front_costs: dict[str, str] | None = None
+    #: profiles whose latency was predicted by a transfer fit (``hwnas profile-device --few``): the fit and
+    #: its leave-one-out error against measurement, by profile name
+    latency_transfer: dict[str, dict[str, Any]] | None = None
+    #: whether any trial met every constraint; when none did, ``models`` holds the least-violating ones only
+    #: if they were asked for (``--export-infeasible``), each marked ``feasible: false``
+    feasible: bool | None = None
+    #: the study this file was derived from: ``{"trials", "finished"}``; a resume rebuilds the file when
+    #: ``study.db`` has moved on
+    study: dict[str, int] | None = None
 
 
 class SustainabilityFile(_File):

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas._errors import UsageError
+
 __all__ = [
     "BudgetConfig",
     "ConfigError",
@@ -39,15 +41,52 @@ OBJECTIVE_UNITS: dict[str, str] = {
     "params": "count",
     "flops": "FLOPs",
 }
-DATASET_NAMES = ("digits", "digits-hard", "cifar10", "folder")
+#: Metrics that depend on the device a model runs on: with several profiles, ``latency_ms@NAME`` and the
+#: like name one profile's figure (the plain name keeps meaning the first profile's).
+DEVICE_METRICS = ("latency_ms", "energy_mj", "peak_memory_mb")
+#: Objectives of ``evaluation.quantize_candidates``: the INT8 model's error and latency.
+INT8_OBJECTIVES = {"error_int8": "%", "latency_ms_int8": "ms"}
+
+
+def objective_unit(name: str) -> str:
+    """The unit of an objective, ``latency_ms@NAME`` included (``KeyError`` for unknown names).
+
+    Example:
+        >>> objective_unit("latency_ms@edge"), objective_unit("error")
+        ('ms', '%')
+    """
+    base, _, device = name.partition("@")
+    if device and base not in DEVICE_METRICS:
+        raise KeyError(name)
+    return {**OBJECTIVE_UNITS, **INT8_OBJECTIVES}[base]
+
+
+def profile_label(entry: str) -> str:
+    """How a profile of ``profile:`` is named in objectives (``latency_ms@LABEL``): a file by its stem.
+
+    Example:
+        >>> profile_label("profiles/edge.yaml"), profile_label("local-cpu")
+        ('edge', 'local-cpu')
+    """
+    text = entry.strip()
+    if "/" in text or os.sep in text or text.endswith((".yaml", ".yml")):
+        return Path(text).stem
+    return text
+
+
+#: "python": the data was passed from Python (nas.search(data=...)); such a run records it, never loads it by name
+DATASET_NAMES = ("digits", "digits-hard", "cifar10", "folder", "python")
 #: Options of each built-in dataset's loader that ``data.options`` may set (``limit`` has its own key).
 DATASET_OPTIONS: dict[str, tuple[str, ...]] = {
     "digits": ("val_fraction", "test_fraction"),
     "digits-hard": ("val_fraction", "test_fraction", "copies", "noise"),
     "cifar10": ("val_fraction",),
     "folder": ("val_fraction", "test_fraction", "augment", "min_scale", "cache_mb", "stats_images"),
+    "python": (),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: longest run name: a folder name, with room for the files inside (most file systems allow 255 bytes)
+_NAME_MAX = 100
 
 
 def strategy_names() -> list[str]:
@@ -78,16 +117,37 @@ def make_strategy(section: SearchSection, *, seed: int) -> Any:
         options["population_size"] = section.population
     try:
         return cls(seed=seed, **options)
-    except (TypeError, ValueError) as e:
+    except TypeError as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in section.strategy_options.items())
+        raise ValueError(f"strategy {section.strategy!r}: an option has the wrong type ({given}): {e}") from None
+    except ValueError as e:
         raise ValueError(f"strategy {section.strategy!r}: {e}") from None
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration mistake, described in one line that says what is valid."""
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        """``true`` is not a count: a number field given a boolean is refused (pydantic would read it as 1)."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key) if isinstance(key, str) else None
+                if isinstance(value, bool) and field is not None and _is_number(field.annotation):
+                    raise ValueError(f"{key} must be a number, got {str(value).lower()}")
+        return data
+
+
+def _is_number(annotation: Any) -> bool:
+    """Whether a field holds a number (``int``, ``float``, or either or None) and no boolean."""
+    args = getattr(annotation, "__args__", None)
+    options = set(args) if args else {annotation}
+    return bool(options & {int, float}) and bool not in options
 
 
 class DataConfig(_Section):
@@ -228,6 +288,8 @@ class SearchSection(_Section):
     constraints: tuple[str, ...] = ()
     #: keyword arguments of the strategy's constructor, e.g. {min_fidelity: 0.25, eta: 3} for bayes
     strategy_options: dict[str, Any] = Field(default_factory=dict)
+    #: when no trial meets the constraints, still export the least-violating models (marked infeasible)
+    export_infeasible: bool = False
 
     @field_validator("strategy")
     @classmethod
@@ -248,8 +310,13 @@ class SearchSection(_Section):
         if not v:
             raise ValueError("at least one objective is needed")
         for name in v:
-            if name not in OBJECTIVE_UNITS:
-                raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVE_UNITS)}")
+            try:
+                objective_unit(name)
+            except KeyError:
+                raise ValueError(
+                    f"unknown objective {name!r}; valid: {', '.join(OBJECTIVE_UNITS)}, "
+                    f"{', '.join(f'{m}@PROFILE' for m in DEVICE_METRICS)}"
+                ) from None
         if len(set(v)) != len(v):
             raise ValueError(f"objectives are repeated: {list(v)}")
         return v
@@ -261,7 +328,7 @@ class SearchSection(_Section):
 
         for text in v:
             c = Constraint.parse(text)
-            if c.metric not in OBJECTIVE_UNITS:
+            if c.metric not in OBJECTIVE_UNITS and c.metric.partition("@")[0] not in DEVICE_METRICS:
                 raise ValueError(
                     f"constraint {text!r} bounds unknown metric {c.metric!r}; valid: {', '.join(OBJECTIVE_UNITS)}"
                 )
@@ -291,6 +358,28 @@ class EvalConfig(_Section):
         description="with a profile's lookup table: predict at low fidelity or away from the device (auto), "
         "always measure, or always predict",
     )
+    quantize: Literal["none", "int8"] = Field(
+        default="none",
+        description="int8: each front model is also statically quantized (QDQ, per-channel), checked, and its "
+        "validation error and latency measured; pareto.json holds both figures",
+    )
+    int8_max_drop: float = Field(
+        default=1.0,
+        ge=0,
+        description="percentage points of validation accuracy an INT8 model may lose before it is flagged",
+    )
+    int8_calibration: int = Field(default=256, ge=1, description="training images that calibrate INT8 ranges")
+    quantize_candidates: bool = Field(
+        default=False,
+        description="with quantize: int8, also score every full-fidelity candidate as INT8 "
+        "(metrics error_int8 and latency_ms_int8, usable as objectives)",
+    )
+
+    @model_validator(mode="after")
+    def _candidates_need_int8(self) -> EvalConfig:
+        if self.quantize_candidates and self.quantize != "int8":
+            raise ValueError("evaluation.quantize_candidates needs evaluation.quantize: int8")
+        return self
 
 
 class BudgetConfig(_Section):
@@ -312,6 +401,16 @@ class TrackingConfig(_Section):
     enabled: bool = True
     country_iso_code: str | None = Field(default=None, min_length=3, max_length=3)
     region: str | None = None
+
+    @field_validator("country_iso_code")
+    @classmethod
+    def _known_country(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        code = v.upper()
+        if not code.isalpha() or not _is_country(code):
+            raise ValueError(f"unknown country code {v!r}; give an ISO 3166 alpha-3 code, e.g. DEU, FRA, USA")
+        return code
     online: bool = False
     measure_power_secs: float = Field(default=5.0, gt=0)
 
@@ -322,6 +421,16 @@ class ExecutionConfig(_Section):
     workers: int = Field(default=0, ge=0, description="0: in this process; N: a local Dask cluster")
     scheduler: str | None = None
     trial_timeout_s: float | None = Field(default=None, gt=0)
+    #: allow more workers or threads than this machine has cores (refused otherwise)
+    oversubscribe: bool = False
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ExecutionConfig:
+        if self.workers and self.scheduler:
+            raise ValueError(
+                "give execution.workers (a local cluster) or execution.scheduler (an existing one), not both"
+            )
+        return self
 
     @field_validator("scheduler")
     @classmethod
@@ -360,9 +469,11 @@ class SearchConfig(_Section):
 
     name: str | None = None
     out: str = "runs"
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     threads: int = Field(default=0, ge=0, description="torch threads for training; 0 = all cores")
-    profile: str = "local-cpu"
+    #: the hardware profile, or several (a list, or names separated by commas): each candidate is then
+    #: measured on every one, and the run keeps one front per profile beside the joint one
+    profile: str | tuple[str, ...] = "local-cpu"
     data: DataConfig = DataConfig()
     space: SpaceConfig = SpaceConfig()
     supernet: SupernetConfig = SupernetConfig()
@@ -379,6 +490,52 @@ class SearchConfig(_Section):
         return metric in self.search.objectives or any(
             Constraint.parse(c).metric == metric for c in self.search.constraints
         )
+
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles candidates are measured on, the first being the one plain ``latency_ms`` names."""
+        return (self.profile,) if isinstance(self.profile, str) else self.profile
+
+    def profile_labels(self) -> tuple[str, ...]:
+        """How each profile is named in objectives (``latency_ms@LABEL``)."""
+        return tuple(profile_label(p) for p in self.profiles())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_profiles(cls, data: Any) -> Any:
+        """``profile: a,b,c`` is a list; with several profiles and no objectives given, the search minimises
+        error and each profile's latency."""
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile")
+        if isinstance(profile, str) and "," in profile:
+            profile = [p.strip() for p in profile.split(",") if p.strip()]
+        if isinstance(profile, (list, tuple)):
+            profile = list(profile)
+            if not profile or not all(isinstance(p, str) and p.strip() for p in profile):
+                raise ValueError(f"profile must name one or more hardware profiles, got {profile!r}")
+            labels = [profile_label(p) for p in profile]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"profiles must have distinct names, got {labels}")
+            data = {**data, "profile": profile[0] if len(profile) == 1 else profile}
+            search = data.get("search") or {}
+            if len(profile) > 1 and isinstance(search, dict) and search.get("objectives") is None:
+                objectives = ["error", *(f"latency_ms@{label}" for label in labels)]
+                data["search"] = {**search, "objectives": objectives}
+        return data
+
+    @model_validator(mode="after")
+    def _device_objectives_name_profiles(self) -> SearchConfig:
+        from search import Constraint
+
+        labels = self.profile_labels()
+        names = [*self.search.objectives, *(Constraint.parse(c).metric for c in self.search.constraints)]
+        for name in names:
+            _, at, label = name.partition("@")
+            if at and label not in labels:
+                raise ValueError(f"{name!r} names profile {label!r}, which is not searched; profiles: {', '.join(labels)}")
+            if name in INT8_OBJECTIVES and not self.evaluation.quantize_candidates:
+                raise ValueError(f"objective {name!r} needs evaluation.quantize: int8 and quantize_candidates: true")
+        return self
 
     def space_options(self) -> dict[str, Any]:
         """The space's options: ``space.options``, with the MobileNet choices of the ``supernet`` section."""
@@ -399,6 +556,8 @@ class SearchConfig(_Section):
     def _valid_name(cls, v: str | None) -> str | None:
         if v is not None and not _NAME_RE.match(v):
             raise ValueError(f"run name {v!r} may hold only letters, digits, '.', '_' and '-'")
+        if v is not None and len(v) > _NAME_MAX:
+            raise ValueError(f"run name is {len(v)} characters long; at most {_NAME_MAX} are allowed")
         return v
 
 
@@ -419,7 +578,7 @@ def _describe(e: ValidationError, source: str) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{source}: {loc}: {msg}{shown}"
+    return f"{source}: {loc + ': ' if loc else ''}{msg}{shown}"
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SearchConfig:
@@ -433,10 +592,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         p = Path(path)
         source = str(p)
+        if p.is_dir():
+            raise ConfigError(f"config {str(p)!r} is a folder; give the YAML file inside it (e.g. {p}/config.yaml)")
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a text file (not UTF-8); a config is a YAML file") from None
+        except OSError as e:
+            raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror or e}") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -464,6 +629,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 #: Settings that may change when a run is resumed; any other change would make it another search.
 RESUMABLE_CHANGES = (
     "search.trials",
+    "search.export_infeasible",
     "threads",
     "budget",
     "tracking",
@@ -528,6 +694,15 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def _is_country(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166 alpha-3 country (any three letters where pycountry is missing)."""
+    try:
+        import pycountry
+    except ImportError:
+        return len(code) == 3
+    return pycountry.countries.get(alpha_3=code) is not None
 
 
 def data_root(cfg: SearchConfig) -> str | None:

@@ -18,7 +18,7 @@ import torch
 from hardware_profiles import HardwareProfile, load_profile
 from nas._errors import RunError
 from nas.data import DataSplits
-from nas.run._config import SearchConfig
+from nas.run._config import DEVICE_METRICS, SearchConfig
 from nas.run._export import export_onnx
 from nas.run._lut import predict_latency
 from nas.spaces import Arch, ElasticSupernet, SearchSpace, arch_key
@@ -144,6 +144,11 @@ class CandidateEvaluator:
         self.energy_detail: str | None = None
         # A table measured on another machine describes a device that is not here: predict, never time.
         self.device_here = lut is None or _measured_here(lut, profile)
+        #: further devices each candidate is measured on (``nas.run._multi``): (label, evaluator or ``None``
+        #: for this one); their figures are reported as ``latency_ms@label`` and the like
+        self.devices: tuple[tuple[str, CandidateEvaluator | None], ...] = ()
+        #: run after scoring at full fidelity with the calibrated model (``nas.run._int8``): extra metrics
+        self.extra_scores: tuple[Callable[[Arch, torch.nn.Module, float], dict[str, float]], ...] = ()
 
     @classmethod
     def from_config(
@@ -168,7 +173,7 @@ class CandidateEvaluator:
             overrides: Further keyword arguments of the constructor (cache, work_dir, process-local hooks).
         """
         ev = config.evaluation
-        profile = profile if profile is not None else load_profile(config.profile)
+        profile = profile if profile is not None else load_profile(config.profiles()[0])
         kwargs: dict[str, Any] = {
             "calib_samples": ev.calib_samples,
             "exporter": ev.exporter,
@@ -264,6 +269,14 @@ class CandidateEvaluator:
         with self.phase("profiling"):
             measured = self.measure(arch, models[best], method=self.latency_method(fidelity))
         metrics = {"error": sum(errors) / len(errors), **measured}
+        for label, other in self.devices:
+            with self.phase("profiling"):
+                on = measured if other is None else other.measure(
+                    arch, models[best], method=other.latency_method(fidelity)
+                )
+            metrics |= {f"{k}@{label}": v for k, v in on.items() if k in DEVICE_METRICS}
+        for extra_score in self.extra_scores:
+            metrics |= extra_score(arch, models[best], fidelity)
         if len(self.members) > 1:
             metrics |= {"model_error": errors[best], "member": float(best)}
         self.seconds["accuracy"] += t1 - t0
@@ -298,7 +311,12 @@ class CandidateEvaluator:
             t1 = time.perf_counter()
             if method == "lut":
                 assert self.lut is not None
-                median_ms, iqr_ms = predict_latency(self.lut, self.spec, arch, self.input_shape), 0.0
+                predict = getattr(self.lut, "predict_arch", None)  # a transfer table predicts whole archs
+                median_ms = (
+                    predict(self.spec, arch, self.input_shape) if predict is not None
+                    else predict_latency(self.lut, self.spec, arch, self.input_shape)
+                )  # fmt: skip
+                iqr_ms = 0.0
                 disturbed = False
             else:
                 with self.measure_lock():
@@ -397,6 +415,10 @@ def load_lut(profile: HardwareProfile) -> LatencyTable | None:
     """The profile's lookup table, or ``None``; a relative path is read from the working directory."""
     if profile.lut is None:
         return None
+    from nas.run._few import is_transfer_table, load_transfer_table
+
+    if is_transfer_table(profile.lut):  # a profile written by ``hwnas profile-device --few``
+        return load_transfer_table(profile.lut)  # type: ignore[return-value]
     try:
         return LatencyTable.load(profile.lut)
     except LutError as e:

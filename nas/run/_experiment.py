@@ -20,15 +20,16 @@ from nas._errors import RunError
 from nas._schemas import TimingsFile
 from nas.data import DataSplits, load_dataset
 from nas.run._config import (
-    OBJECTIVE_UNITS,
     ConfigError,
     SearchConfig,
     data_root,
     loader_options,
     make_strategy,
+    objective_unit,
 )
 from nas.run._evaluator import CandidateEvaluator
-from nas.run._front import ModelRecord, export_front, member_checkpoint, write_outputs
+from nas.run._front import ModelRecord, member_checkpoint
+from nas.run._multi import build_evaluator, export_all
 from nas.run._progress import estimated_energy_note
 from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
@@ -107,7 +108,7 @@ class Experiment:
         run_dir: str | Path | None = None,
     ) -> None:
         self.config = config
-        self.profile = load_profile(config.profile)
+        self.profile = load_profile(config.profiles()[0])
         # Where the supernet trains and candidates are scored; one that is not here is a usage error.
         try:
             self.device = resolve_device(config.supernet.device)
@@ -119,9 +120,16 @@ class Experiment:
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
         self.resume = resume
         self._data = data
+        if data is not None and data.name != config.data.name:
+            # Data passed from Python that no name reloads: the run says so (data.json says what it was),
+            # and re-exporting or resuming it asks for the data again instead of loading another dataset.
+            config = config.model_copy(
+                update={"data": config.data.model_copy(update={"name": "python", "root": None, "options": {}})}
+            )
+            self.config = config
         self._space = space
         self.reporter = reporter if reporter is not None else _SilentReporter()
-        self.objectives = [Objective(n, "minimize", OBJECTIVE_UNITS[n]) for n in config.search.objectives]
+        self.objectives = [Objective(n, "minimize", objective_unit(n)) for n in config.search.objectives]
         self.constraints = [Constraint.parse(c) for c in config.search.constraints]
         if config.evaluation.latency == "predict" and self.profile.lut is None:
             raise RunError(
@@ -342,7 +350,7 @@ class Experiment:
 
         t = time.perf_counter()
         cache = MeasurementCache(path=self.run_dir / "latency_cache.json")
-        evaluator = CandidateEvaluator.from_config(
+        evaluator = build_evaluator(  # every profile of the config; INT8 candidates when asked for
             cfg,
             supernet=members,
             data=data,
@@ -434,8 +442,7 @@ class Experiment:
                     "detail": storage.get_meta("energy_detail"),
                 }
             with tracker.phase("export"):
-                models = export_front(study, evaluator, self.run_dir)
-                write_outputs(self.run_dir, study, models, energy_detail=storage.get_meta("energy_detail"))
+                models = export_all(study, evaluator, self.run_dir, cfg, energy_detail=storage.get_meta("energy_detail"))
             phase["export"] = time.perf_counter() - t
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
             hv = study.hypervolume()
@@ -491,7 +498,7 @@ class Experiment:
         largest = evaluator.score(spec.largest_arch())
         return [
             Objective(
-                o.name, o.direction, o.unit, ERROR_REFERENCE if o.name == "error" else 2.0 * largest[o.name]
+                o.name, o.direction, o.unit, ERROR_REFERENCE if o.name.startswith("error") else 2.0 * largest[o.name]
             )
             for o in self.objectives
         ]

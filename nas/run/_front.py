@@ -22,6 +22,7 @@ from nas.run._config import (
 )
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._export import export_onnx, verify_onnx
+from nas.run._rebuild import atomic_write, atomic_write_text, state_of
 from nas.spaces import Arch, ElasticSupernet, arch_key, space_from_dict, space_ref
 from nas.training._evaluate import evaluate_error
 from search import (
@@ -51,9 +52,11 @@ class ModelRecord:
     member: int = 0
     #: fine-tuning steps the model had before export (``evaluation.export_finetune_steps``)
     finetune_steps: int = 0
+    #: the INT8 twin's figures (``evaluation.quantize: int8``; see ``nas/run/_int8.py``)
+    int8: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "arch": self.arch,
             "metrics": dict(self.metrics),
@@ -64,6 +67,7 @@ class ModelRecord:
             "finetune_steps": self.finetune_steps,
             "max_abs_diff": self.max_abs_diff,
         }
+        return out if self.int8 is None else {**out, "int8": dict(self.int8)}
 
 
 def export_front(study: Study, evaluator: CandidateEvaluator, run_dir: Path) -> list[ModelRecord]:
@@ -145,24 +149,44 @@ def export_model(
 
 
 def write_outputs(
-    run_dir: Path, study: Study, models: list[ModelRecord], *, energy_detail: str | None = None
+    run_dir: Path,
+    study: Study,
+    models: list[ModelRecord],
+    *,
+    energy_detail: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """``pareto.json``, ``trials.csv`` and ``pareto.png``, all derived from the study."""
+    """``pareto.json``, ``trials.csv`` and ``pareto.png``, all derived from the study.
+
+    ``pareto.json`` records the study it was derived from (``study``: its trials and finished trials, so a
+    resume can tell when it is behind) and feasibility: ``feasible`` at the top says whether any trial met
+    the constraints, and each model says whether it meets them.
+    """
     objectives = study.objectives
-    methods = {t.number: t.metrics.get("energy_method") for t in study.trials}
+    trials = study.trials
+    methods = {t.number: t.metrics.get("energy_method") for t in trials}
+    violation = {t.number: t.violation for t in trials}
+    feasible_any = any(t.state is TrialState.COMPLETE and not t.violation for t in trials)
     pareto = ParetoFile(
         objectives=[ObjectiveEntry.model_validate(o.to_dict()) for o in objectives],
         hypervolume=study.hypervolume(),
         reference={o.name: o.reference for o in objectives},
         models=[
             ModelEntry.model_validate(
-                {**m.to_dict(), **({"energy_method": methods[m.id]} if methods.get(m.id) else {})}
+                {
+                    **m.to_dict(),
+                    **({"energy_method": methods[m.id]} if methods.get(m.id) else {}),
+                    "feasible": not violation.get(m.id),
+                }
             )
             for m in models
         ],
         energy=None if energy_detail is None else {"per": "inference", "unit": "mJ", "detail": energy_detail},
+        feasible=feasible_any,
+        study=state_of(trials).signature(),
+        **(extra or {}),  # fields of ParetoFile other writers fill: fronts per profile, latency transfer
     )
-    _atomic_write(run_dir / "pareto.json", pareto.to_json())
+    atomic_write_text(run_dir / "pareto.json", pareto.to_json())
     write_trials_csv(run_dir / "trials.csv", study)
     from nas.report._plots import plot_front
 
@@ -175,8 +199,8 @@ def write_trials_csv(path: Path, study: Study) -> None:
     trials = study.trials
     names = [o.name for o in study.objectives]
     extra = sorted({k for t in trials for k in t.metrics} - set(names))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
+
+    def write(fh: Any) -> None:
         w = csv.writer(fh)
         w.writerow([
             "number", "state", "fidelity", *names, *extra, "violation", "duration_s",
@@ -189,7 +213,8 @@ def write_trials_csv(path: Path, study: Study) -> None:
                 _fmt(t.violation), _fmt(t.duration_s), _fmt(t.attrs.get("energy_kwh")),
                 t.attrs.get("energy_method") or "", t.error or "", json.dumps(arch, separators=(",", ":")),
             ])  # fmt: skip
-    os.replace(tmp, path)
+
+    atomic_write(path, write, newline="", encoding="utf-8")
 
 
 def _fmt(v: object) -> str:
@@ -200,19 +225,15 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def member_checkpoint(run_dir: Path, member: int) -> Path:
     """Where supernet ``member`` of a run is checkpointed: ``supernet.pt`` for the first (the only one
     without an ensemble), ``supernet-<k>.pt`` for member k >= 1."""
     return run_dir / ("supernet.pt" if member == 0 else f"supernet-{member}.pt")
 
 
-def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits, tuple[ElasticSupernet, ...]]:
+def load_trained_members(
+    run_dir: str | Path, *, data: DataSplits | None = None
+) -> tuple[SearchConfig, DataSplits, tuple[ElasticSupernet, ...]]:
     """The config, data and trained supernets of a run directory: one, or ``supernet.members`` of them."""
     from nas.run._config import ConfigError, load_config
 
@@ -242,14 +263,20 @@ def load_trained_members(run_dir: str | Path) -> tuple[SearchConfig, DataSplits,
         except Exception as e:  # noqa: BLE001 - a damaged file, whatever torch raises: say so in one line
             raise RunError(f"{ckpt_path} cannot be read ({type(e).__name__}: {e})") from None
         members.append(supernet.eval())
-    data = load_dataset(config.data.name, root=data_root(config), seed=config.seed, **loader_options(config))
+    if data is None:
+        data = load_dataset(config.data.name, root=data_root(config), seed=config.seed, **loader_options(config))
     return config, data, tuple(members)
 
 
-def reexport(run_dir: str | Path, trial_id: int, *, out: str | Path | None = None) -> tuple[Path, float]:
-    """Re-exports the model of one COMPLETE trial of a finished run; returns its path and max |ONNX - torch|."""
+def reexport(
+    run_dir: str | Path, trial_id: int, *, out: str | Path | None = None, data: DataSplits | None = None
+) -> tuple[Path, float]:
+    """Re-exports the model of one COMPLETE trial of a finished run; returns its path and max |ONNX - torch|.
+
+    ``data`` is the run's data when it was given from Python; a named dataset is read again by itself.
+    """
     run = Path(run_dir)
-    config, data, members = load_trained_members(run)
+    config, data, members = load_trained_members(run, data=data)
     storage = SQLiteStorage(run / "study.db")
     try:
         try:
