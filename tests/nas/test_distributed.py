@@ -10,12 +10,14 @@ import ast
 import concurrent.futures as cf
 import contextlib
 import dataclasses
-import itertools
+import importlib
 import os
 import pickle
+import re
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,37 +45,118 @@ def square(trial):
     return {"a": float(x * x), "pid": float(os.getpid())}
 
 
+#: How long a wait here may last before it counts as a hang. Nothing waits for time to pass: tasks wait for
+#: each other's events, and this bound is only reached when the event never comes.
+HANG_S = 600.0
+
+
+def log_event(path: str, event: str, number: int, kind: str) -> None:
+    """Appends one line to the events file shared by the workers. Each line is one ``O_APPEND`` write, so
+    lines from several processes never interleave, and their order is the order of the events."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{event} {number} {kind}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def read_events(path: str) -> list[tuple[str, str, str]]:
+    """``(event, trial number, kind)`` in the order they happened: want (before the lock), enter, leave."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    return [tuple(line.split()) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def with_partner(events, me: str) -> bool:
+    """Whether another trial has been inside at the same time as trial ``me``, since ``me`` entered."""
+    inside: set[str] = set()
+    entered = False
+    for event, number, _ in events:
+        if event == "enter":
+            inside.add(number)
+            entered = entered or number == me
+        elif event == "leave":
+            inside.discard(number)
+        if entered and inside - {me}:
+            return True
+    return False
+
+
+def contended(events, me: str, trials: int) -> bool:
+    """Whether another trial waits to get in (or is in), or every trial has entered (none is left to wait)."""
+    wanted = {n for e, n, _ in events if e == "want"}
+    entered = {n for e, n, _ in events if e == "enter"}
+    return bool(wanted - entered) or len(entered) == trials or with_partner(events, me)
+
+
+def wait_until(condition) -> None:
+    """Polls ``condition`` until it holds, or gives up after about HANG_S (the test's checks then fail)."""
+    for _ in range(int(HANG_S / 0.01)):
+        if condition():
+            return
+        time.sleep(0.01)
+
+
+def hold(events: str, number: int, kind: str, lock, *, rendezvous: bool, trials: int) -> None:
+    """Enters ``lock``, then leaves when another trial is inside too (``rendezvous``: an overlap, wherever the
+    lock lets one happen) or else when another trial waits to get in (the lock is contended)."""
+    log_event(events, "want", number, kind)
+    with lock:
+        log_event(events, "enter", number, kind)
+        me = str(number)
+        if rendezvous:
+            wait_until(lambda: with_partner(read_events(events), me))
+        else:
+            wait_until(lambda: contended(read_events(events), me, trials))
+        log_event(events, "leave", number, kind)
+
+
+def overlaps(events, a: str, b: str) -> bool:
+    """Whether a trial of kind ``a`` and another of kind ``b`` were ever inside at the same time."""
+    inside: dict[str, str] = {}
+    for event, number, kind in events:
+        if event == "enter":
+            if any((kind, other) in ((a, b), (b, a)) for other in inside.values()):
+                return True
+            inside[number] = kind
+        elif event == "leave":
+            inside.pop(number, None)
+    return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Hold:
-    """Holds the cpu measurement lock (or not) for a while and reports when it held it."""
+    """Holds the cpu measurement lock (or not), logging to ``events`` when it entered and left."""
 
+    events: str
     locked: bool
-    seconds: float = 0.25
+    rendezvous: bool = False
+    trials: int = 0
 
     def __call__(self, trial):
         lock = MeasureLock("cpu")() if self.locked else contextlib.nullcontext()
-        with lock:
-            enter = time.time()
-            time.sleep(self.seconds)
-            leave = time.time()
-        return {"a": 0.0, "enter": enter, "leave": leave, "pid": float(os.getpid())}
+        hold(self.events, trial.number, "measure", lock, rendezvous=self.rendezvous, trials=self.trials)
+        return {"a": 0.0, "pid": float(os.getpid())}
 
 
 @dataclasses.dataclass(frozen=True)
 class WorkOrMeasure:
-    """Even x: CPU work (holding the shared side when ``shared``); odd x: a CPU measurement."""
+    """Even x: CPU work (holding the shared side when ``shared``); odd x: a CPU measurement. Logged as Hold."""
 
+    events: str
     shared: bool
+    rendezvous: bool = False
+    trials: int = 0
 
     def __call__(self, trial):
         lock = MeasureLock("cpu")
         measuring = trial.params["x"] % 2 == 1
         held = lock() if measuring else (lock.working() if self.shared else contextlib.nullcontext())
-        with held:
-            enter = time.time()
-            time.sleep(0.1 if measuring else 0.3)
-            leave = time.time()
-        return {"a": 0.0, "enter": enter, "leave": leave, "measuring": float(measuring)}
+        kind = "measure" if measuring else "work"
+        hold(self.events, trial.number, kind, held, rendezvous=self.rendezvous, trials=self.trials)
+        return {"a": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +192,13 @@ def pool():
 
 
 def ready(pool):
-    """Waits until both workers are up (after a test that killed some)."""
-    pool.client.wait_for_workers(2, timeout=60)
+    """Waits until both workers are up (after a test that killed some) and have imported this module.
+
+    A worker imports this module (and with it torch and nas) when the first task defined here reaches it,
+    which takes many seconds on a busy machine: done here, no test's own waits include it.
+    """
+    pool.client.wait_for_workers(2, timeout=HANG_S)
+    pool.client.run(importlib.import_module, __name__)
     return pool
 
 
@@ -145,19 +233,27 @@ def test_arguments_are_checked_at_once(kwargs, message):
         pass
 
 
-def test_an_unreachable_scheduler_fails_within_the_timeout():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    message = f"cannot reach the Dask scheduler at {address} within 1 s"
+def test_an_unreachable_scheduler_fails_within_the_timeout(monkeypatch):
+    import distributed
+
+    asked = []
+
+    def unreachable(address, timeout=None, **kwargs):  # what distributed.Client does when nobody answers
+        asked.append((address, timeout))
+        raise OSError(f"Timed out trying to connect to {address} after {timeout} s")
+
+    monkeypatch.setattr(distributed, "Client", unreachable)
+    address = "tcp://127.0.0.1:8786"
+    message = (
+        f"cannot reach the Dask scheduler at {address} within 1.5 s (OSError: Timed out trying to connect to "
+        f"{address} after 1.5 s); start one with `dask scheduler`"
+    )
     with (
-        pytest.raises(ClusterError, match=message),
-        executor_for(scheduler=f"127.0.0.1:{port}", connect_timeout_s=1),
+        pytest.raises(ClusterError, match=re.escape(message)),
+        executor_for(scheduler="127.0.0.1:8786", connect_timeout_s=1.5),
     ):
         pass
-    assert time.perf_counter() - t0 < 10.0
+    assert asked == [(address, 1.5)]  # the connection timeout is the one given
 
 
 def test_measure_lock_names_host_and_device_and_maps_visible_gpus(monkeypatch):
@@ -218,7 +314,7 @@ def test_futures_are_concurrent_futures_and_errors_come_back_as_failed_trials(po
     assert pool.n_parallel == 2 and pool.allowed_failures == 1
     future = pool.executor.submit(square, Trial(number=0, params={"x": 2}))
     assert isinstance(future, cf.Future)
-    assert future.result(timeout=30)["a"] == 4.0
+    assert future.result(timeout=HANG_S)["a"] == 4.0
     s = study()
     for x in range(6):
         s.enqueue({"x": x, "y": 0})
@@ -230,47 +326,48 @@ def test_futures_are_concurrent_futures_and_errors_come_back_as_failed_trials(po
     assert all(by_x[x].metrics["pid"] != os.getpid() for x in (0, 1, 2, 4, 5))  # ran on the workers
 
 
-def test_measurements_of_one_device_never_overlap_across_workers(pool):
+def test_measurements_of_one_device_never_overlap_across_workers(pool, tmp_path):
     ready(pool)
 
-    def intervals(locked):
+    def events(task, n):
         s = study(objectives=("a",), seed=1)
-        s.optimize(Hold(locked), n_trials=6, executor=pool.executor, n_parallel=2)
+        s.optimize(task, n_trials=n, executor=pool.executor, n_parallel=2)
         done = [t.metrics for t in s.trials if t.state is TrialState.COMPLETE]
-        assert len(done) == 6
-        return sorted((m["enter"], m["leave"]) for m in done), {m["pid"] for m in done}
+        assert len(done) == n, [t.error for t in s.trials]
+        log = read_events(task.events)
+        assert sorted(e for e, _, _ in log) == sorted(["want", "enter", "leave"] * n)
+        return log, {m["pid"] for m in done}
 
-    spans, pids = intervals(locked=True)
+    # Each holder of the lock leaves only once the other worker waits for it.
+    log, pids = events(Hold(str(tmp_path / "locked"), locked=True, trials=6), 6)
     assert len(pids) == 2  # both workers measured
-    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
-    # Without the lock the same work does overlap: the check above can fail.
-    spans, _ = intervals(locked=False)
-    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    assert not overlaps(log, "measure", "measure")
+    # Without the lock two trials, each waiting inside for the other, do overlap: the check above can fail.
+    log, _ = events(Hold(str(tmp_path / "unlocked"), locked=False, rendezvous=True), 2)
+    assert overlaps(log, "measure", "measure")
 
 
-def test_cpu_measurements_never_overlap_other_workers_cpu_work(pool):
+def test_cpu_measurements_never_overlap_other_workers_cpu_work(pool, tmp_path):
     ready(pool)
 
-    def spans(shared):
+    def events(task, xs):
         s = study(objectives=("a",), seed=2)
-        for x in (0, 1, 2, 3, 4, 5, 6, 7):
+        for x in xs:
             s.enqueue({"x": x, "y": 0})
-        s.optimize(WorkOrMeasure(shared), n_trials=8, executor=pool.executor, n_parallel=2)
-        done = [t.metrics for t in s.trials if t.state is TrialState.COMPLETE]
-        assert len(done) == 8
-        work = [(m["enter"], m["leave"]) for m in done if not m["measuring"]]
-        measure = [(m["enter"], m["leave"]) for m in done if m["measuring"]]
-        return work, measure
+        s.optimize(task, n_trials=len(xs), executor=pool.executor, n_parallel=2)
+        assert [t.state for t in s.trials] == [TrialState.COMPLETE] * len(xs), [t.error for t in s.trials]
+        return read_events(task.events)
 
-    def overlaps(a, b):
-        return any(x0 < y1 and y0 < x1 for x0, x1 in a for y0, y1 in b)
-
-    work, measure = spans(shared=True)
-    assert not overlaps(work, measure)
-    assert overlaps(work, work)  # work itself still runs on both workers at once
-    # Without the shared side, work and measurements do overlap: the check above can fail.
-    work, measure = spans(shared=False)
-    assert overlaps(work, measure)
+    # Work and measurements in turn, each leaving once another trial waits to get in.
+    log = events(WorkOrMeasure(str(tmp_path / "shared"), shared=True, trials=8), range(8))
+    assert {k for _, _, k in log} == {"work", "measure"}
+    assert not overlaps(log, "work", "measure")
+    # Work itself still runs on both workers at once: two works, each waiting inside for the other, meet.
+    log = events(WorkOrMeasure(str(tmp_path / "works"), shared=True, rendezvous=True), (0, 2))
+    assert overlaps(log, "work", "work")
+    # Without the shared side, work and a measurement meet the same way: the first check can fail.
+    log = events(WorkOrMeasure(str(tmp_path / "unshared"), shared=False, rendezvous=True), (0, 1))
+    assert overlaps(log, "work", "measure")
 
 
 def test_the_work_lock_is_free_outside_dask_workers():
@@ -335,18 +432,29 @@ def test_a_joined_cluster_uses_its_threads_and_stays_up(pool):
         s = study()
         s.optimize(square, n_trials=4, executor=joined.executor, n_parallel=joined.n_parallel)
         assert len(s.trials) == 4
-    assert pool.executor.submit(square, Trial(number=0, params={"x": 5})).result(30)["a"] == 25
+    assert pool.executor.submit(square, Trial(number=0, params={"x": 5})).result(HANG_S)["a"] == 25
 
 
 def run_killer(pool, folder, xs):
     s = study()
     for x in xs:
         s.enqueue({"x": x, "y": 0})
-    t0 = time.perf_counter()
-    s.optimize(
-        KillOwnWorker(str(folder)), n_trials=len(xs), executor=pool.executor, n_parallel=pool.n_parallel
-    )
-    assert time.perf_counter() - t0 < 60  # never hangs
+    search = cf.Future()  # the search runs beside, so that a hang fails the test instead of stopping it
+
+    def optimize():
+        try:
+            killer = KillOwnWorker(str(folder))
+            s.optimize(killer, n_trials=len(xs), executor=pool.executor, n_parallel=pool.n_parallel)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            search.set_exception(e)
+        else:
+            search.set_result(None)
+
+    threading.Thread(target=optimize, daemon=True).start()
+    try:
+        search.result(timeout=HANG_S)
+    except cf.TimeoutError:
+        pytest.fail(f"the search did not end in {HANG_S:g} s: a killed worker's trial hangs it")
     assert len(s.trials) == len(xs) and all(t.state.finished for t in s.trials)  # never lost
     return {t.params["x"]: t for t in s.trials}
 
