@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from hardware_profiles import load_profile
-from nas._errors import RunError
+from nas._errors import HwnasError, RunError
 from nas._schemas import TimingsFile
 from nas.data import DataSplits, load_dataset
+from nas.run._checks import country_code, preflight
 from nas.run._config import (
     ConfigError,
     SearchConfig,
@@ -29,8 +29,18 @@ from nas.run._config import (
 )
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._front import ModelRecord, member_checkpoint
-from nas.run._multi import build_evaluator, export_all
+from nas.run._multi import build_evaluator
 from nas.run._progress import estimated_energy_note
+from nas.run._rebuild import (
+    derived_behind,
+    discard_new_run,
+    open_new_run,
+    open_resumed_run,
+    study_state,
+    write_config,
+)
+from nas.run._results import export_results, has_feasible
+from nas.run._run_lock import RunLock
 from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
 from nas.training._device import DeviceError, resolve_device, resolve_precision
@@ -75,6 +85,8 @@ class SearchResult:
     phase_seconds: Mapping[str, float] = field(default_factory=dict)
     stopped_by: Mapping[str, Any] | None = None
     failures: tuple[tuple[int, str], ...] = ()
+    #: whether any trial met the constraints (with none, ``models`` is empty unless export_infeasible asks)
+    feasible: bool = True
     #: rank of this process in a data-parallel training; ranks other than 0 only train and return empty
     rank: int = 0
 
@@ -119,6 +131,7 @@ class Experiment:
         name = config.name or time.strftime("search-%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config.out).expanduser() / name
         self.resume = resume
+        self._started = False  # set when the first work (training) starts: a failed start before it leaves nothing
         self._data = data
         if data is not None and data.name != config.data.name:
             # Data passed from Python that no name reloads: the run says so (data.json says what it was),
@@ -142,7 +155,7 @@ class Experiment:
             self.run_dir,
             project=self.run_dir.name,
             enabled=t.enabled,
-            country_iso_code=t.country_iso_code or _country(self.profile.carbon_region),
+            country_iso_code=t.country_iso_code or country_code(self.profile.carbon_region),
             region=t.region,
             online=t.online,
             measure_power_secs=t.measure_power_secs,
@@ -160,49 +173,28 @@ class Experiment:
         except SpaceError as e:
             raise ConfigError(str(e)) from None
 
-    def prepare_run_dir(self) -> None:
-        """Creates the run directory; refuses one that exists and is not empty (nothing is overwritten).
+    def prepare_run_dir(self) -> RunLock:
+        """Locks the run directory for this process and returns the lock (see ``nas/run/_rebuild.py``).
 
-        When resuming, the directory must instead exist and hold the run's ``config.yaml``.
+        A new run creates it (an empty one is reused) and writes ``config.yaml``; one that exists and is not
+        empty is refused (nothing is overwritten). When resuming, it must hold a run with a sound study; a
+        finished run whose derived files are up to date is refused, one whose files are behind is rebuilt.
         """
-        if self.resume:
-            if not (self.run_dir / "config.yaml").is_file():
+        if not self.resume:
+            return open_new_run(self.run_dir, self.config)
+        lock = open_resumed_run(self.run_dir)
+        state = study_state(self.run_dir)
+        if state is not None and state.finished >= self.config.search.trials and not state.running:
+            behind = derived_behind(self.run_dir, state)
+            if not behind:
+                lock.release()
                 raise RunError(
-                    f"{self.run_dir} is not an hwnas run directory (no config.yaml): nothing to resume"
+                    f"{self.run_dir} already finished its {self.config.search.trials} trials and its results are up "
+                    "to date; resume with a larger --trials to search further, or rewrite the report with: "
+                    f"hwnas report {self.run_dir}"
                 )
-            if (self.run_dir / "pareto.json").is_file() and not self._unfinished():
-                raise RunError(
-                    f"{self.run_dir} already finished its {self.config.search.trials} trials; "
-                    "resume with a larger --trials to search further"
-                )
-            return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise RunError(
-                f"run directory {self.run_dir} already exists; choose another --name, or continue it with "
-                f"--resume {self.run_dir} (runs are never overwritten)"
-            )
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise RunError(f"cannot write to {self.run_dir}: {e.strerror or e}") from None
-        cfg = self.config.model_dump(mode="json")
-        cfg["name"] = self.run_dir.name
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-    def _unfinished(self) -> bool:
-        db = self.run_dir / "study.db"
-        if not db.is_file():
-            return True
-        storage = SQLiteStorage(db)
-        try:
-            trials = storage.trials()
-        finally:
-            storage.close()
-        finished = sum(t.state.finished for t in trials)
-        return finished < self.config.search.trials or any(not t.state.finished for t in trials)
+            getattr(self.reporter, "note", print)(f"rebuilding {', '.join(behind)} of {self.run_dir} from study.db")
+        return lock
 
     def make_strategy(self) -> Strategy:
         return make_strategy(self.config.search, seed=self.config.seed)  # type: ignore[no-any-return]
@@ -218,12 +210,15 @@ class Experiment:
                 raise ConfigError(str(e)) from None
             if not self.dist.is_main:
                 return self._train_on_other_rank()
-        self.prepare_run_dir()
-        if self.resume:
-            # What was searched must not change; only the budget of trials and the like may.
-            (self.run_dir / "config.yaml").write_text(
-                yaml.safe_dump({**cfg.model_dump(mode="json"), "name": self.run_dir.name}, sort_keys=False)
-            )
+        # every check that needs neither the data nor training, before anything is written
+        preflight(cfg, space=None if self._data is None else self.build_space(self._data))
+        lock = self.prepare_run_dir()
+        try:
+            return self._run_locked(cfg, phase, lock)
+        finally:
+            lock.release()
+
+    def _run_locked(self, cfg: SearchConfig, phase: dict[str, float], lock: RunLock) -> SearchResult:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         tracker = self.tracker
@@ -231,15 +226,23 @@ class Experiment:
         if hasattr(self.reporter, "set_tracker"):
             self.reporter.set_tracker(tracker)
         try:
-            result = self._run(cfg, phase, tracker)
-        finally:
-            tracker.stop()
+            try:
+                result = self._run(cfg, phase, tracker)
+            finally:
+                tracker.stop()
+        except HwnasError:
+            if not self.resume and not self._started:  # nothing was done: the name stays free for a retry
+                discard_new_run(self.run_dir, lock)
+            raise
         from nas.report import ReportError, write_report
 
         try:
             write_report([self.run_dir])
-        except ReportError as e:  # the search's results stand without the report
-            warnings.warn(f"the report could not be written: {e}", stacklevel=2)
+        except (ReportError, OSError) as e:  # the search's results stand without the report
+            reason = getattr(e, "strerror", None) or e
+            warnings.warn(
+                f"the report could not be written: {reason}; write it with: hwnas report {self.run_dir}", stacklevel=2
+            )
         return result
 
     def _run(self, cfg: SearchConfig, phase: dict[str, float], tracker: SearchTracker) -> SearchResult:
@@ -273,7 +276,12 @@ class Experiment:
                 and {"space": "mobilenet", **json.loads(old_space.read_text())} != json.loads(space_json)
             ):
                 raise RunError(f"cannot resume {self.run_dir}: its search space differs from this config's")
+            if self._data is None and self._space is None:
+                preflight(cfg, space=spec)  # the space as sized for the loaded data
             (self.run_dir / "space.json").write_text(space_json)
+            if self.resume:  # every check passed: what was searched is unchanged, only budgets and the like
+                write_config(self.run_dir, cfg)
+        self._started = True
         phase["data"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -410,6 +418,11 @@ class Experiment:
 
             ex = cfg.execution
             with executor_for(workers=ex.workers or None, scheduler=ex.scheduler) as pool:
+                if ex.trial_timeout_s is not None and not (ex.workers or ex.scheduler):
+                    # a hung candidate is killed, not waited for
+                    from nas.run._killable import KillableExecutor
+
+                    pool.executor, pool.n_parallel = KillableExecutor(), 1
                 remote = pool.client is not None
                 # Workers get the supernet once; their evaluation energy is the machine's, counted as a phase.
                 with tracker.phase("candidate_evaluation" if remote else "search_overhead"):
@@ -442,7 +455,7 @@ class Experiment:
                     "detail": storage.get_meta("energy_detail"),
                 }
             with tracker.phase("export"):
-                models = export_all(study, evaluator, self.run_dir, cfg, energy_detail=storage.get_meta("energy_detail"))
+                models = export_results(study, evaluator, self.run_dir, cfg, energy_detail=storage.get_meta("energy_detail"))
             phase["export"] = time.perf_counter() - t
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
             hv = study.hypervolume()
@@ -451,6 +464,7 @@ class Experiment:
             result = SearchResult(
                 self.run_dir, tuple(models), len(trials), failed, hv, phase, stopped_by=tracker.stopped_by,
                 failures=tuple((tr.number, tr.error or "") for tr in trials if tr.state is TrialState.FAILED),
+                feasible=has_feasible(study) or not self.constraints,
             )  # fmt: skip
             (self.run_dir / "timings.json").write_text(TimingsFile(seconds=phase).to_json())
         finally:
@@ -563,24 +577,6 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
         for h in handles:
             h.remove()
     return total
-
-
-def _country(region: str | None) -> str | None:
-    """An ISO 3166 alpha-3 code from a profile's ``carbon_region`` (alpha-2 codes are converted)."""
-    if region is None:
-        return None
-    code = region.strip().upper()
-    if len(code) == 3:
-        return code
-    return _ALPHA2_TO_3.get(code)
-
-
-_ALPHA2_TO_3 = {
-    "US": "USA", "DE": "DEU", "FR": "FRA", "GB": "GBR", "UK": "GBR", "CA": "CAN", "CN": "CHN", "IN": "IND",
-    "JP": "JPN", "KR": "KOR", "SE": "SWE", "NO": "NOR", "FI": "FIN", "NL": "NLD", "BE": "BEL", "CH": "CHE",
-    "AT": "AUT", "ES": "ESP", "IT": "ITA", "PL": "POL", "IE": "IRL", "DK": "DNK", "AU": "AUS", "BR": "BRA",
-    "SG": "SGP", "TW": "TWN", "IL": "ISR", "ZA": "ZAF", "MX": "MEX", "PT": "PRT", "CZ": "CZE",
-}  # fmt: skip
 
 
 class _SilentReporter:
