@@ -1,6 +1,9 @@
 """The ``hwnas`` command line.
 
-Usage errors print one line on stderr naming what is wrong and what is valid, and exit with status 2.
+Usage errors print one line on stderr naming what is wrong and what is valid, and exit with status 2;
+runtime failures (disk full, an output that cannot be written) print one line and exit with status 3; a search
+in which no trial met the constraints ends with status 4. The codes are listed in ``nas/_errors.py``, and
+:func:`_exit_code` maps every error to its code, in this one place.
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-USAGE_ERROR = 2
+from nas._errors import EXIT_INFEASIBLE, EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, UsageError
 
-
-class UsageError(Exception):
-    """A mistake in what the user asked for; reported in one line, exit status 2."""
+USAGE_ERROR = EXIT_USAGE
 
 
 class _Interrupted(Exception):
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="an option of the strategy, e.g. min_fidelity=0.25 (repeatable)",
     )
-    s.add_argument("--population", type=_positive_int, metavar="N", help="NSGA-II population size")
+    s.add_argument("--population", type=_int_at_least(2), metavar="N", help="NSGA-II population size")
     s.add_argument("--epochs", type=_positive_int, metavar="N", help="supernet training epochs")
     s.add_argument(
         "--members",
@@ -210,7 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDR", help="evaluate on an existing Dask cluster: tcp://HOST:8786"
     )
     s.add_argument(
-        "--trial-timeout", type=_duration, metavar="T", help="a candidate taking longer fails (e.g. 60s)"
+        "--trial-timeout",
+        type=_duration,
+        metavar="T",
+        help="a candidate taking longer is stopped and fails (e.g. 60s); candidates then run in a child process",
+    )
+    s.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        default=None,
+        help="allow more --workers or --threads than this machine has cores",
+    )
+    s.add_argument(
+        "--export-infeasible",
+        action="store_true",
+        default=None,
+        help="when no trial meets the constraints, still export the least-violating models (marked infeasible)",
     )
 
     _show_config_defaults(s)
@@ -312,6 +328,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "scheduler": "execution.scheduler",
         "trial_timeout": "execution.trial_timeout_s",
         "quantize": "evaluation.quantize",
+        "oversubscribe": "execution.oversubscribe",
+        "export_infeasible": "search.export_infeasible",
     }
     out: dict[str, Any] = {
         key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr) is not None
@@ -351,8 +369,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--resume reads the run's own config.yaml; leave out --config and give changes as flags"
             )
+        if args.name is not None or args.out is not None:
+            raise UsageError(
+                f"--resume continues {args.resume} in place; leave out --name and --out (copy the folder to "
+                "continue it under another name)"
+            )
         run_dir = Path(args.resume)
-        config = resume_config(run_dir, _overrides(args))
+        overrides = _overrides(args)
+        if args.workers is not None:  # a local cluster instead of the run's scheduler, or the other way round
+            overrides.setdefault("execution.scheduler", None)
+        if args.scheduler is not None:
+            overrides.setdefault("execution.workers", 0)
+        config = resume_config(run_dir, overrides)
     else:
         config = load_config(args.config, _overrides(args))
         run_dir = None
@@ -367,6 +395,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             raise _Interrupted(experiment.run_dir) from None
     if result.rank:  # another rank of a data-parallel training: rank 0 searches and reports
         return 0
+    if not result.feasible:
+        return _report_infeasible(result, config)
     console.print(
         f"\n[bold]{result.n_trials} trials[/] ({result.n_failed} failed), hypervolume {result.hypervolume:.4g}"
     )
@@ -399,6 +429,42 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_infeasible(result: Any, config: Any) -> int:
+    """No trial met the constraints: say so in plain words; status 4."""
+    from search import SQLiteStorage
+
+    storage = SQLiteStorage(result.run_dir / "study.db")
+    try:
+        best = _least_violating_stored(storage)
+    finally:
+        storage.close()
+    bounds = "; ".join(config.search.constraints)
+    print(
+        f"hwnas: no feasible model: none of {result.n_trials} trials met the constraints ({bounds})",
+        file=sys.stderr,
+    )
+    if best is not None:
+        number, violation = best
+        exported = "exported (marked infeasible)" if result.models else "not exported"
+        print(
+            f"  least-violating: trial {number} (violation {violation:.4g}), {exported}; loosen the constraints, "
+            f"or export it with: hwnas export {result.run_dir} --id {number}",
+            file=sys.stderr,
+        )
+    print(f"results: {result.run_dir}/pareto.json (feasible: false), trials.csv, study.db", file=sys.stderr)
+    return EXIT_INFEASIBLE
+
+
+def _least_violating_stored(storage: Any) -> tuple[int, float] | None:
+    from search import TrialState
+
+    done = [t for t in storage.trials() if t.state is TrialState.COMPLETE and t.violation is not None]
+    if not done:
+        return None
+    best = min(done, key=lambda t: (float(t.violation or 0.0), t.number))
+    return best.number, float(best.violation or 0.0)
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -408,8 +474,12 @@ def _pct(value: float | None) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from nas.run._front import reexport
 
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give the model's file name, e.g. {Path(args.out) / 'model.onnx'}")
     path, diff = reexport(args.run, args.id, out=args.out)
     print(f"exported trial {args.id} to {path} (max |onnx - torch| = {diff:.2e})")
     return 0
@@ -452,8 +522,17 @@ def _user_modules_importable() -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from nas.report import write_report
 
+    if args.out is not None and len(args.runs) > 1:
+        out = Path(args.out).resolve()
+        if any(Path(r).resolve() == out for r in args.runs):
+            raise UsageError(
+                f"--out {args.out} is one of the compared runs, and its own report would be replaced; "
+                "write the comparison to another folder"
+            )
     files = write_report(args.runs, out_dir=args.out)
     print(f"report: {files.html} and {files.md}")
     return 0
@@ -529,8 +608,10 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     if not spec.supports_lut and args.few is None:
         raise UsageError(f"space {config.space.name!r} defines no lookup-table parts: measure latencies instead")
     input_shape = tuple(profile.input_shape or (in_channels, image_size, image_size))
-    if args.few is not None or args.sources:
-        return _profile_device_few(args, spec, profile, input_shape, out)
+    if args.few is not None or args.sources:  # a new device from a few measurements (nas/run/_few.py)
+        from nas.run._few import few_shot_command
+
+        return few_shot_command(args.few, args.sources, spec, profile, input_shape, out, seed=args.seed)
     print(f"measuring every part of the search space on this machine with profile {profile.name!r} ...")
 
     def progress(i: int, total: int, key: str) -> None:
@@ -564,29 +645,6 @@ def _cmd_profile_device(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_device_few(args: argparse.Namespace, spec: Any, profile: Any, input_shape: Any, out: Any) -> int:
-    from nas.run._few import describe_fit, fit_few_shot
-    from profilers import TransferError
-
-    if args.few is None or not args.sources:
-        raise UsageError("--few N and --from TABLE [TABLE...] go together: N archs measured here, fitted from the tables")
-    print(f"measuring {args.few} archs on this machine with profile {profile.name!r} ...")
-
-    def progress(i: int, total: int, ms: float) -> None:
-        print(f"  {i}/{total}  {ms:.4f} ms", flush=True)
-
-    try:
-        table, profile_path = fit_few_shot(
-            spec, profile, input_shape, args.sources, out, n=args.few, seed=args.seed, on_arch=progress
-        )
-    except TransferError as e:
-        raise UsageError(str(e)) from None
-    weights = ", ".join(f"{k} {v:.2f}" for k, v in table.weights.items() if v > 0) or "none"
-    print(f"transfer fitted (weights: {weights}); {describe_fit(table.fit)}")
-    print(f"table: {out}\nprofile: {profile_path}  (search with it: hwnas search --profile {profile_path})")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hwnas`` console script."""
     # OpenMP threads that spin while waiting slow training 5-10x as soon as another process shares the
@@ -601,14 +659,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return USAGE_ERROR
     _user_modules_importable()
-    from hardware_profiles import ProfileError
-    from nas._errors import RunError
-    from nas.data import DatasetError
-    from nas.run._config import ConfigError
-    from nas.run._locks import ClusterError
-    from profilers import LutError
-    from search import StorageError
-
     handlers = {
         "search": _cmd_search,
         "export": _cmd_export,
@@ -621,28 +671,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (
-        ConfigError,
-        ProfileError,
-        DatasetError,
-        RunError,
-        StorageError,
-        UsageError,
-        LutError,
-        ClusterError,
-    ) as e:
-        print(f"hwnas: error: {e}", file=sys.stderr)
-        return USAGE_ERROR
     except _Interrupted as e:
         print(
             f"\nhwnas: interrupted; every finished trial is kept in {e.run_dir}/study.db. "
             f"Continue with: hwnas search --resume {e.run_dir}",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\nhwnas: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # known errors become one line and their status; others re-raise
+        code = _exit_code(e)
+        if code is None:
+            raise
+        print(f"hwnas: error: {_one_line(e)}", file=sys.stderr)
+        return code
+
+
+def _exit_code(e: BaseException) -> int | None:
+    """The exit status of an error, the one place where errors meet exit codes (see ``nas/_errors.py``):
+    :class:`nas._errors.HwnasError` carries its own; the errors of the layers below ``nas`` (profiles,
+    datasets, study storage, lookup tables, clusters) are usage errors; a failing file system or a full disk
+    (``OSError``, SQLite's "disk is full", ``MemoryError``) is a runtime failure. None: a bug, left to raise."""
+    import sqlite3
+
+    from nas._errors import HwnasError
+
+    if isinstance(e, HwnasError):
+        return e.exit_code
+    from hardware_profiles import ProfileError
+    from nas.data import DatasetError
+    from nas.run._locks import ClusterError
+    from profilers import LutError
+    from search import StorageError
+
+    if isinstance(e, (ProfileError, DatasetError, StorageError, LutError, ClusterError)):
+        return EXIT_USAGE
+    if isinstance(e, (OSError, MemoryError, sqlite3.OperationalError)):
+        return EXIT_RUNTIME
+    return None
+
+
+def _one_line(e: BaseException) -> str:
+    """An error's message in one line; a file-system error as 'PATH: reason'."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    if isinstance(e, MemoryError):
+        return "out of memory; use a smaller population, batch size or fewer workers"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

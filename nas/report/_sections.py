@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas.report._analysis import hypervolume_curve, reference_box, scratch
+from nas.report._devices import section_devices
 from nas.report._doc import Cell, Doc, Link, Table, count, fmt, plural
 from nas.report._glance import warning_summary
 from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
@@ -200,6 +201,7 @@ def _section_models(doc: Doc, run: Run, *, level: int = 2) -> None:
     numeric = [False] + [True] * (len(headers) - 2) + [False]
     doc.table(Table(headers, rows, attrs, numeric))
     doc.para("↓: lower is better, ↑: higher is better. Test error is measured on the held-out test split.")
+    section_devices(doc, run, level=level + 1)  # fronts per profile, INT8 twins, latency transfer
 
 
 def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True, prefix: str = "") -> None:

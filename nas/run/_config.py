@@ -12,6 +12,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas._errors import UsageError
+from nas.run._objectives import (
+    DEVICE_METRICS,
+    OBJECTIVE_UNITS,
+    check_device_objectives,
+    objective_unit,
+    profile_label,
+    several_profiles,
+)
 
 __all__ = [
     "BudgetConfig",
@@ -32,49 +40,6 @@ __all__ = [
     "resume_config",
 ]
 
-#: Objectives a search can optimise, with their units.
-OBJECTIVE_UNITS: dict[str, str] = {
-    "error": "%",
-    "latency_ms": "ms",
-    "energy_mj": "mJ",
-    "peak_memory_mb": "MiB",
-    "params": "count",
-    "flops": "FLOPs",
-}
-#: Metrics that depend on the device a model runs on: with several profiles, ``latency_ms@NAME`` and the
-#: like name one profile's figure (the plain name keeps meaning the first profile's).
-DEVICE_METRICS = ("latency_ms", "energy_mj", "peak_memory_mb")
-#: Objectives of ``evaluation.quantize_candidates``: the INT8 model's error and latency.
-INT8_OBJECTIVES = {"error_int8": "%", "latency_ms_int8": "ms"}
-
-
-def objective_unit(name: str) -> str:
-    """The unit of an objective, ``latency_ms@NAME`` included (``KeyError`` for unknown names).
-
-    Example:
-        >>> objective_unit("latency_ms@edge"), objective_unit("error")
-        ('ms', '%')
-    """
-    base, _, device = name.partition("@")
-    if device and base not in DEVICE_METRICS:
-        raise KeyError(name)
-    return {**OBJECTIVE_UNITS, **INT8_OBJECTIVES}[base]
-
-
-def profile_label(entry: str) -> str:
-    """How a profile of ``profile:`` is named in objectives (``latency_ms@LABEL``): a file by its stem.
-
-    Example:
-        >>> profile_label("profiles/edge.yaml"), profile_label("local-cpu")
-        ('edge', 'local-cpu')
-    """
-    text = entry.strip()
-    if "/" in text or os.sep in text or text.endswith((".yaml", ".yml")):
-        return Path(text).stem
-    return text
-
-
-#: "python": the data was passed from Python (nas.search(data=...)); such a run records it, never loads it by name
 DATASET_NAMES = ("digits", "digits-hard", "cifar10", "folder", "python")
 #: Options of each built-in dataset's loader that ``data.options`` may set (``limit`` has its own key).
 DATASET_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -358,22 +323,13 @@ class EvalConfig(_Section):
         description="with a profile's lookup table: predict at low fidelity or away from the device (auto), "
         "always measure, or always predict",
     )
-    quantize: Literal["none", "int8"] = Field(
-        default="none",
-        description="int8: each front model is also statically quantized (QDQ, per-channel), checked, and its "
-        "validation error and latency measured; pareto.json holds both figures",
-    )
-    int8_max_drop: float = Field(
-        default=1.0,
-        ge=0,
-        description="percentage points of validation accuracy an INT8 model may lose before it is flagged",
-    )
-    int8_calibration: int = Field(default=256, ge=1, description="training images that calibrate INT8 ranges")
-    quantize_candidates: bool = Field(
-        default=False,
-        description="with quantize: int8, also score every full-fidelity candidate as INT8 "
-        "(metrics error_int8 and latency_ms_int8, usable as objectives)",
-    )
+    #: int8: each front model also statically quantized, its error and latency measured (nas/run/_int8.py);
+    #: a model losing more than int8_max_drop points of accuracy is flagged
+    quantize: Literal["none", "int8"] = "none"
+    int8_max_drop: float = Field(default=1.0, ge=0)
+    int8_calibration: int = Field(default=256, ge=1, description="training images calibrating INT8 ranges")
+    #: with quantize: int8, score every full-fidelity candidate as INT8 too (error_int8, latency_ms_int8)
+    quantize_candidates: bool = False
 
     @model_validator(mode="after")
     def _candidates_need_int8(self) -> EvalConfig:
@@ -502,39 +458,11 @@ class SearchConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _several_profiles(cls, data: Any) -> Any:
-        """``profile: a,b,c`` is a list; with several profiles and no objectives given, the search minimises
-        error and each profile's latency."""
-        if not isinstance(data, dict):
-            return data
-        profile = data.get("profile")
-        if isinstance(profile, str) and "," in profile:
-            profile = [p.strip() for p in profile.split(",") if p.strip()]
-        if isinstance(profile, (list, tuple)):
-            profile = list(profile)
-            if not profile or not all(isinstance(p, str) and p.strip() for p in profile):
-                raise ValueError(f"profile must name one or more hardware profiles, got {profile!r}")
-            labels = [profile_label(p) for p in profile]
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"profiles must have distinct names, got {labels}")
-            data = {**data, "profile": profile[0] if len(profile) == 1 else profile}
-            search = data.get("search") or {}
-            if len(profile) > 1 and isinstance(search, dict) and search.get("objectives") is None:
-                objectives = ["error", *(f"latency_ms@{label}" for label in labels)]
-                data["search"] = {**search, "objectives": objectives}
-        return data
+        return several_profiles(data)
 
     @model_validator(mode="after")
     def _device_objectives_name_profiles(self) -> SearchConfig:
-        from search import Constraint
-
-        labels = self.profile_labels()
-        names = [*self.search.objectives, *(Constraint.parse(c).metric for c in self.search.constraints)]
-        for name in names:
-            _, at, label = name.partition("@")
-            if at and label not in labels:
-                raise ValueError(f"{name!r} names profile {label!r}, which is not searched; profiles: {', '.join(labels)}")
-            if name in INT8_OBJECTIVES and not self.evaluation.quantize_candidates:
-                raise ValueError(f"objective {name!r} needs evaluation.quantize: int8 and quantize_candidates: true")
+        check_device_objectives(self)
         return self
 
     def space_options(self) -> dict[str, Any]:

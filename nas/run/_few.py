@@ -42,7 +42,13 @@ from hardware_profiles import HardwareProfile
 from nas.run._export import export_onnx
 from nas.run._lut import machine_id, predict_latency
 from nas.spaces import Arch, SearchSpace, arch_key, space_ref
-from profilers import LatencyTable, LutError, fit_latency_transfer, latency_profiler_from_profile
+from profilers import (
+    LatencyTable,
+    LutError,
+    TransferError,
+    fit_latency_transfer,
+    latency_profiler_from_profile,
+)
 
 __all__ = [
     "ARCH_TABLE_FORMAT",
@@ -280,7 +286,8 @@ def fit_few_shot(
     covered = {k: v for k, v in transfer.predict_table().items() if k not in measured}
     fit = transfer.fit.to_dict()
     where = {
-        name: os.path.relpath(Path(p).resolve(), out.resolve().parent) for name, p in zip(names, source_paths, strict=True)
+        name: os.path.relpath(Path(p).resolve(), out.resolve().parent)
+        for name, p in zip(names, source_paths, strict=True)
     }
     doc = {
         "format": TRANSFER_FORMAT,
@@ -309,6 +316,43 @@ def fit_few_shot(
     out.write_text(json.dumps(doc, indent=1))
     table = load_transfer_table(out)
     return table, _write_profile(profile, out, fit, names)
+
+
+def few_shot_command(
+    n: int | None,
+    sources: Sequence[str] | None,
+    spec: SearchSpace,
+    profile: HardwareProfile,
+    input_shape: Sequence[int],
+    out: Path,
+    *,
+    seed: int = 0,
+) -> int:
+    """``hwnas profile-device --few N --from TABLE...``: fits, writes, and says how well the fit predicts.
+
+    Raises:
+        LutError: ``--few`` without ``--from`` (or the reverse), a table that cannot be used, or a fit that
+            is not possible; the command line reports it in one line with status 2.
+    """
+    if n is None or not sources:
+        raise LutError(
+            "--few N and --from TABLE [TABLE...] go together: N archs measured here, fitted from the tables"
+        )
+    print(f"measuring {n} archs on this machine with profile {profile.name!r} ...")
+
+    def progress(i: int, total: int, ms: float) -> None:
+        print(f"  {i}/{total}  {ms:.4f} ms", flush=True)
+
+    try:
+        table, profile_path = fit_few_shot(
+            spec, profile, input_shape, sources, out, n=n, seed=seed, on_arch=progress
+        )
+    except TransferError as e:
+        raise LutError(str(e)) from None
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in table.weights.items() if v > 0) or "none"
+    print(f"transfer fitted (weights: {weights}); {describe_fit(table.fit)}")
+    print(f"table: {out}\nprofile: {profile_path}  (search with it: hwnas search --profile {profile_path})")
+    return 0
 
 
 def describe_fit(fit: Mapping[str, Any]) -> str:
@@ -340,7 +384,9 @@ def _write_profile(profile: HardwareProfile, out: Path, fit: Mapping[str, Any], 
     return path
 
 
-def _sample_archs(spec: SearchSpace, sources: Mapping[str, Any], n: int, rng: np.random.Generator) -> list[Arch]:
+def _sample_archs(
+    spec: SearchSpace, sources: Mapping[str, Any], n: int, rng: np.random.Generator
+) -> list[Arch]:
     """``n`` distinct archs: drawn among those every whole-arch table covers, else from the space (its
     largest and smallest first, so the fit spans the range)."""
     tables = [s.archs for s in sources.values() if s.archs is not None]
@@ -363,7 +409,9 @@ def _sample_archs(spec: SearchSpace, sources: Mapping[str, Any], n: int, rng: np
     return archs[:n]
 
 
-def _measurer(spec: SearchSpace, profile: HardwareProfile, shape: tuple[int, ...], *, seed: int) -> Callable[[Arch], float]:
+def _measurer(
+    spec: SearchSpace, profile: HardwareProfile, shape: tuple[int, ...], *, seed: int
+) -> Callable[[Arch], float]:
     """Exports an arch of a seeded supernet (weights do not change latency) and times it with the profile."""
     supernet = spec.build_supernet(seed=seed).eval()
     latency = latency_profiler_from_profile(profile)
@@ -377,4 +425,3 @@ def _measurer(spec: SearchSpace, profile: HardwareProfile, shape: tuple[int, ...
             return float(latency.measure(path, shape, batch_size=profile.batch_size).median_ms)
 
     return measure
-

@@ -106,7 +106,9 @@ def front_cost(config: SearchConfig, label: str) -> str:
     return f"latency_ms@{label}"
 
 
-def device_fronts(trials: Sequence[Trial], config: SearchConfig) -> tuple[dict[str, list[Trial]], dict[str, str]]:
+def device_fronts(
+    trials: Sequence[Trial], config: SearchConfig
+) -> tuple[dict[str, list[Trial]], dict[str, str]]:
     """Each profile's front among ``trials``: complete, feasible trials at full fidelity (at any fidelity
     while none reached it) that no other beats on both error and the profile's cost; one trial per arch.
 
@@ -201,4 +203,3 @@ def good_everywhere(fronts: Mapping[str, Sequence[int]]) -> list[int]:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and bool(np.isfinite(value))
-
