@@ -12,10 +12,13 @@ from nas.data._digits import DIGITS_HARD_CANVAS, load_digits, load_digits_hard
 from nas.data._folder import folder_shape, load_folder
 from nas.data._splits import DatasetError, DataSplits
 
-__all__ = ["AVAILABLE_DATASETS", "DATASET_SHAPES", "dataset_shape", "load_dataset"]
+__all__ = ["AVAILABLE_DATASETS", "DATASET_SHAPES", "PYTHON_DATASET", "dataset_shape", "load_dataset"]
 
 AVAILABLE_DATASETS: tuple[str, ...] = ("digits", "digits-hard", "cifar10", "folder")
 """Names accepted by :func:`load_dataset`."""
+
+#: ``data.name`` of a run whose data was passed from Python (any torch datasets): recorded, never loaded by name
+PYTHON_DATASET = "python"
 
 _LOADERS: dict[str, Callable[..., DataSplits]] = {
     "digits": load_digits,
@@ -60,6 +63,11 @@ def load_dataset(
         (1, 8, 8)
     """
     key = name.strip().lower() if isinstance(name, str) else None
+    if key == PYTHON_DATASET:
+        raise DatasetError(
+            "this run's data was given from Python, so it cannot be read again from a name: pass it again "
+            "(nas.search(data=...) or nas.load_run(RUN, data=...))"
+        )
     if key is None or key not in _LOADERS:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(AVAILABLE_DATASETS)}")
     loader = _LOADERS[key]

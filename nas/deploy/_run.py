@@ -22,10 +22,12 @@ class LoadedRun:
     time a model is loaded, and kept for the next ones.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, data: Any = None) -> None:
         self.path = Path(path)
         self._front: Front = read_front(self.path)
         self._evaluator: Any = None
+        #: the run's data when it was given from Python (``nas.search(data=...)``); else read by name
+        self._data = data
 
     def __repr__(self) -> str:
         return f"LoadedRun({str(self.path)!r}, {len(self.front)} models)"
@@ -89,15 +91,18 @@ class LoadedRun:
             from nas.run._evaluator import CandidateEvaluator
             from nas.run._front import load_trained_members
 
-            config, data, members = load_trained_members(self.path)
+            config, data, members = load_trained_members(self.path, data=self._data)
             self._evaluator = CandidateEvaluator.from_config(
                 config, supernet=members, data=data, measuring=False
             )
         return self._evaluator
 
 
-def load_run(path: str | Path) -> LoadedRun:
+def load_run(path: str | Path, *, data: Any = None) -> LoadedRun:
     """Opens a finished run directory: its front of exported models, ready to pick from and load.
+
+    ``data`` (:class:`~nas.DataSplits`) is needed to load a model of a run whose data was given from Python;
+    a run of a named dataset reads it again by itself.
 
     Example:
         >>> import nas
@@ -105,4 +110,4 @@ def load_run(path: str | Path) -> LoadedRun:
         >>> best = run.pick(max={"latency_ms": 5}, by="error")  # doctest: +SKIP
         >>> net = run.load_model(best.id)  # doctest: +SKIP
     """
-    return LoadedRun(path)
+    return LoadedRun(path, data=data)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from nas.run._config import ConfigError, SearchConfig, load_config, resume_config
     from nas.run._distributed import EvaluationPool, executor_for
     from nas.run._evaluator import CandidateEvaluator
+    from nas.run._api import search
     from nas.run._experiment import Experiment, SearchResult
     from nas.run._export import export_onnx, read_metadata, verify_onnx
     from nas.run._front import ModelRecord, export_model, load_trained_members, reexport
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "RunError": "nas._errors",
     "SearchConfig": "nas.run._config",
     "SearchResult": "nas.run._experiment",
+    "search": "nas.run._api",
     "arch_parts": "nas.run._lut",
     "executor_for": "nas.run._distributed",
     "export_model": "nas.run._front",
@@ -56,6 +58,7 @@ __all__ = [
     "RunError",
     "SearchConfig",
     "SearchResult",
+    "search",
     "arch_parts",
     "executor_for",
     "export_model",
