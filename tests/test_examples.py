@@ -89,3 +89,35 @@ def test_resnet_example_searches_from_the_repository_root(tmp_path):
     assert json.loads((run / "space.json").read_text())["space"] == "examples.resnet_space:ResNetSpace"
     models = json.loads((run / "pareto.json").read_text())["models"]
     assert models and all((run / m["onnx"]).is_file() for m in models)
+
+
+def test_the_classify_example_reads_preprocessing_and_classes_from_the_metadata(tmp_path):
+    """examples/classify.py on an ONNX model carrying hwnas's metadata keys: bright images are 'bright'."""
+    import importlib.util
+    import json
+
+    import torch
+    from PIL import Image
+
+    from nas.run._export import export_onnx
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x):  # logits (dark, bright) from the mean normalised pixel
+            m = x.mean(dim=(1, 2, 3))
+            return torch.stack([-m, m], dim=1)
+
+    meta = {
+        "hwnas.input_shape": json.dumps([3, 8, 8]),
+        "hwnas.normalize": json.dumps({"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}),
+        "hwnas.pixel_scale": json.dumps(255.0),
+        "hwnas.class_names": json.dumps(["dark", "bright"]),
+    }
+    model = export_onnx(Brightness().eval(), tmp_path / "m.onnx", (3, 8, 8), metadata=meta)
+    spec = importlib.util.spec_from_file_location("classify", Path(__file__).parents[1] / "examples" / "classify.py")
+    classify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(classify)
+    for value, expected in ((230, "bright"), (20, "dark")):
+        image = tmp_path / f"{value}.png"
+        Image.new("RGB", (40, 24), (value, value, value)).save(image)  # not square, not 8x8: cropped, resized
+        label, p = classify.classify(str(model), str(image))
+        assert label == expected and p > 0.5
