@@ -266,7 +266,7 @@ _VALID = {
     "timed_runs": f"an integer >= {MIN_TIMED_RUNS} for a stable median and IQR",
     "timing_rounds": "an integer >= 1",
     "quiet_gate": "true or false",
-    "quiet_tolerance": "a number in (0, 10]",
+    "quiet_tolerance": "in (0, 10]",
     "quiet_max_s": "a positive number of seconds",
     "quiet_retries": "an integer >= 0",
     "energy": f"one of {list(ENERGY_SOURCES)}",
