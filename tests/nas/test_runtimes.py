@@ -44,16 +44,22 @@ def test_the_default_profile_times_the_onnx_file():
 def test_a_latency_the_quiet_gate_could_not_settle_is_flagged_in_the_metrics(monkeypatch):
     from profilers import GatedTiming, QuietGate
 
-    def never_quiet(self, run, timed_runs, *, probe=None):
-        samples = []
-        for _ in range(timed_runs):
-            run()
-            samples.append(1_000_000)
-        return GatedTiming(np.asarray(samples), quiet=False, rejected_runs=timed_runs, probe_floor_ns=1)
+    def gate(*, quiet: bool, ns: int):
+        def time(self, run, timed_runs, *, probe=None):
+            samples = []
+            for _ in range(timed_runs):
+                run()
+                samples.append(ns)
+            rejected = 0 if quiet else timed_runs
+            return GatedTiming(np.asarray(samples), quiet=quiet, rejected_runs=rejected, probe_floor_ns=1)
+
+        return time
 
     ev = evaluator(HardwareProfile(name="gated", quiet_gate=True))
-    assert ev.score(ev.spec.smallest_arch())["latency_disturbed"] in (0.0, 1.0)
-    monkeypatch.setattr(QuietGate, "time", never_quiet)
+    monkeypatch.setattr(QuietGate, "time", gate(quiet=True, ns=2_000_000))
+    metrics = ev.score(ev.spec.smallest_arch())
+    assert metrics["latency_disturbed"] == 0.0 and metrics["latency_ms"] == 2.0
+    monkeypatch.setattr(QuietGate, "time", gate(quiet=False, ns=1_000_000))
     metrics = ev.score(ev.spec.largest_arch())
     assert metrics["latency_disturbed"] == 1.0 and metrics["latency_ms"] == 1.0
     plain = evaluator(HardwareProfile(name="plain"))

@@ -180,7 +180,9 @@ def test_onnxruntime_latency_with_the_gate(tmp_path: Path) -> None:
     model = matmul_chain(tmp_path / "m.onnx", width=64, depth=2)
     profiler = OnnxRuntimeLatency(timed_runs=30, quiet_gate=QuietGate(max_seconds=5))
     result = profiler.measure(model, (64,))
-    assert result.quiet is not None and result.rejected_runs >= 0
+    assert result.quiet is not None
+    # A timed run is left out of the figure only when the gate rejected one.
+    assert result.rejected_runs > 0 or (result.quiet and result.timed_runs == 30)
     assert 10 <= result.timed_runs <= 30
     assert len(result.samples_ms) == result.timed_runs
     plain = OnnxRuntimeLatency(timed_runs=30).measure(model, (64,))
