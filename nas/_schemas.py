@@ -116,6 +116,8 @@ class ParetoFile(_File):
     models: list[ModelEntry]
     #: how energy figures were obtained (per inference, mJ), when energy was measured or estimated
     energy: dict[str, Any] | None = None
+    #: what a reader must know before trusting the front (e.g. an undertrained supernet), one line each
+    warnings: list[str] = Field(default_factory=list)
     #: with several profiles: each profile's front (error against that profile's cost), as model ids
     fronts: dict[str, list[int]] | None = None
     #: the metric each profile's front ranks cost by (``latency_ms@NAME`` or ``energy_mj@NAME``)

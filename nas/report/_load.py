@@ -145,6 +145,8 @@ def load_run(path: str | Path) -> Run:
             raise ReportError(f"{e}; rebuild it with 'hwnas report' after 'hwnas search --resume', or re-run the search") from None
     else:
         notes.append("pareto.json is missing: the search has not finished, so no model was exported.")
+    # what the search itself warned of (an undertrained supernet) comes first
+    notes[:0] = [f"Warning: {w[:1].upper()}{w[1:]}." for w in pareto.get("warnings") or []]
 
     raw = meta["objectives"] or pareto.get("objectives")
     if not raw:

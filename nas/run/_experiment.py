@@ -30,6 +30,7 @@ from nas.run._config import (
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._front import ModelRecord, member_checkpoint
 from nas.run._multi import build_evaluator
+from nas.run._summary import undertrained_warning
 from nas.run._progress import estimated_energy_note
 from nas.run._rebuild import (
     derived_behind,
@@ -376,6 +377,10 @@ class Experiment:
         storage = SQLiteStorage(self.run_dir / "study.db")
         try:
             objectives = self._objectives_with_reference(storage, evaluator, spec)
+            warn = undertrained_warning(evaluator.score(spec.largest_arch())["error"], data.num_classes)
+            storage.set_meta("warnings", [warn] if warn else [])
+            if warn and hasattr(self.reporter, "note"):
+                self.reporter.note(warn)
             try:
                 study = Study(
                     space=spec.search_space(),

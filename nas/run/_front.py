@@ -184,6 +184,7 @@ def write_outputs(
         energy=None if energy_detail is None else {"per": "inference", "unit": "mJ", "detail": energy_detail},
         feasible=feasible_any,
         study=state_of(trials).signature(),
+        warnings=list(study.storage.get_meta("warnings") or []),
         **(extra or {}),  # fields of ParetoFile other writers fill: fronts per profile, latency transfer
     )
     atomic_write_text(run_dir / "pareto.json", pareto.to_json())

@@ -6,7 +6,26 @@ from pathlib import Path
 
 from nas._schemas import ParetoFile, RunFileError
 
-__all__ = ["summary_lines"]
+__all__ = ["summary_lines", "undertrained_warning"]
+
+
+def undertrained_warning(largest_error: float, num_classes: int) -> str | None:
+    """One line when the supernet's largest subnet is closer to guessing than to a trained model: its error
+    is above half of chance level (45 % with 10 classes). Every inherited error is then rough, and the front
+    ranks barely trained networks.
+
+    Example:
+        >>> undertrained_warning(10.0, 10) is None, undertrained_warning(65.0, 10)[:32]
+        (True, 'the supernet looks undertrained:')
+    """
+    chance = 100.0 * (1.0 - 1.0 / max(2, num_classes))
+    if largest_error <= chance / 2:
+        return None
+    return (
+        f"the supernet looks undertrained: its largest subnet has {largest_error:.1f}% validation error where "
+        f"guessing gives {chance:.0f}%; treat the front's errors as rough, and train longer (--epochs) or check "
+        "the data"
+    )
 
 
 def summary_lines(run_dir: str | Path) -> list[str]:
@@ -17,7 +36,7 @@ def summary_lines(run_dir: str | Path) -> list[str]:
         pareto = ParetoFile.read_text(path.read_text(), name=str(path))
     except (OSError, RunFileError):
         return []
-    lines = []
+    lines = [f"warning: {w}" for w in pareto.warnings]
     if pareto.fronts:
         for label, ids in pareto.fronts.items():
             cost = (pareto.front_costs or {}).get(label, f"latency_ms@{label}")

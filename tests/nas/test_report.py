@@ -466,3 +466,13 @@ def test_unreadable_optional_files_are_noted_not_fatal(tmp_path: Path) -> None:
     assert "sustainability.json cannot be read" in page
     assert "pareto.json is missing" in page and not model_rows(page)
     assert "Final hypervolume" in page  # reference point then comes from study.db or the trials
+
+
+def test_a_warning_of_the_search_is_shown_first_in_the_report(tmp_path):
+    run = make_run(tmp_path, "warned")
+    pareto = json.loads((run / "pareto.json").read_text())
+    pareto["warnings"] = ["the supernet looks undertrained: its largest subnet has 65.0% validation error"]
+    (run / "pareto.json").write_text(json.dumps(pareto))
+    files = write_report([run])
+    md = files.md.read_text()
+    assert "Warning: The supernet looks undertrained" in md
