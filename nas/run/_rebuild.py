@@ -87,24 +87,32 @@ def open_new_run(run_dir: Path, config: Any) -> RunLock:
         RunLockedError: another process is starting or writing this run.
         RunError: the directory holds a run or other files already, or cannot be written.
     """
+    _refuse_taken(run_dir)  # before the lock file is made: a refused start adds nothing to a run
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RunError(f"cannot create {run_dir}: {e.strerror or e}") from None
+        raise RunError(f"cannot write to {run_dir}: {e.strerror or e}") from None
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder; choose another --name or --out")
     lock = RunLock(run_dir).acquire()
     try:
-        if any(p.name != LOCK_NAME for p in run_dir.iterdir()):
-            raise RunError(
-                f"run directory {run_dir} already exists; choose another --name, or continue it with "
-                f"--resume {run_dir} (runs are never overwritten)"
-            )
+        _refuse_taken(run_dir)  # again, holding the lock: another start may have written it meanwhile
         write_config(run_dir, config)
+    except RuntimeFailure as e:
+        lock.release()
+        raise RunError(f"cannot write to {run_dir}: {e}") from None
     except BaseException:
         lock.release()
         raise
     return lock
+
+
+def _refuse_taken(run_dir: Path) -> None:
+    if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise RunError(
+            f"run directory {run_dir} already exists; choose another --name, or continue it with "
+            f"--resume {run_dir} (runs are never overwritten)"
+        )
 
 
 def discard_new_run(run_dir: Path, lock: RunLock) -> None:
@@ -156,9 +164,15 @@ def check_study_file(run_dir: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
-        raise RunError(f"{db} is damaged ({e}); restore it from a backup; nothing was changed") from None
+        raise RunError(
+            f"{db} is not a readable SQLite study file (damaged or truncated: {e}); restore it from a backup; "
+            "nothing was changed"
+        ) from None
     if not ok or ok[0] != "ok" or not {"meta", "trials"} <= tables:
-        raise RunError(f"{db} is damaged (truncated or not an hwnas study); restore it; nothing was changed")
+        raise RunError(
+            f"{db} is not a readable SQLite study file (truncated, or not an hwnas study); restore it from a "
+            "backup; nothing was changed"
+        )
 
 
 @dataclass(frozen=True)
