@@ -1,5 +1,6 @@
 """Bad input on the command line: one clear line on stderr, exit status 2, no traceback, nothing lost."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,7 @@ def cfg(tmp_path):
     ],
 )
 def test_usage_errors_exit_2_with_one_line(argv, expected, capsys, tmp_path):
-    argv = [*argv, "--out", str(tmp_path)] if argv[:1] == ["search"] else argv
+    argv = [*argv, "--out", str(tmp_path)] if argv[:1] == ["search"] and "--resume" not in argv else argv
     code, _out, err = run(argv, capsys)
     assert code == 2
     if expected:
@@ -163,7 +164,8 @@ def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_p
 
 @pytest.mark.parametrize("command", ["search", "profile-device"])
 def test_help_names_every_objective_and_dataset(command, capsys):
-    from nas.run._config import DATASET_NAMES, OBJECTIVE_UNITS
+    from nas.data import AVAILABLE_DATASETS as DATASET_NAMES  # those a name loads ("python" is Python-only)
+    from nas.run._config import OBJECTIVE_UNITS
 
     code, out, _ = run([command, "--help"], capsys)
     assert code == 0
@@ -173,3 +175,106 @@ def test_help_names_every_objective_and_dataset(command, capsys):
     if command == "search":
         for objective in OBJECTIVE_UNITS:
             assert objective in text, f"--objectives help misses {objective!r}"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--workers", "500"], "add --oversubscribe to insist"),
+        (["--threads", "4096"], "more than the"),
+        (["--population", "1000000"], "would not fit in memory"),
+        (["--population", "0"], "must be 2 or more"),
+        (["--population", "1"], "must be 2 or more"),
+        (["--country", "XYZ"], "ISO 3166 alpha-3"),
+        (["--name", "n" * 300], "at most 100"),
+        (["--seed", "18446744073709551616"], "less than or equal to 4294967295"),
+        (["--strategy-option", "population_size=abc"], "wrong type"),
+        (["--strategy", "grid"], "more than max_points"),
+        (["--profile", "local-cuda"], "CUDAExecutionProvider"),
+        (["--scheduler", "tcp://127.0.0.1:{port}"], "no Dask scheduler answers"),
+    ],
+)
+def test_settings_are_checked_before_any_work_and_a_failed_start_leaves_nothing(argv, expected, tmp_path, capsys):
+    if expected == "CUDAExecutionProvider":
+        import onnxruntime
+
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            pytest.skip("CUDA is here")
+    if expected == "more than the" and os.cpu_count() and os.cpu_count() >= 4096:
+        pytest.skip("a machine with 4096 cores")
+    argv = [a.format(port=_closed_port()) for a in argv]
+    out = tmp_path / "runs"
+    code, _out, err = run(["search", *argv, "--out", str(out), *([] if "--name" in argv else ["--name", "x"])], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and expected in lines[0], err
+    assert not out.exists() or not any(out.iterdir())  # no run folder left behind to block a retry
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("search:\n  trials: true\n", "trials must be a number, got true"),
+        ("search:\n  population: 2.5\n", "search.population"),
+        ("execution:\n  workers: 1\n  scheduler: tcp://h:8786\n", "not both"),
+    ],
+)
+def test_strict_types_in_config_files(text, expected, cfg, capsys, tmp_path):
+    code, _out, err = run(["search", "--config", cfg(text), "--out", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_config_that_is_a_folder_or_binary_is_one_line(tmp_path, capsys):
+    code, _out, err = run(["search", "--config", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err and len(err.strip().splitlines()) == 1
+    binary = tmp_path / "c.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x81binary")
+    code, _out, err = run(["search", "--config", str(binary)], capsys)
+    assert code == 2 and "not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_with_name_or_out_is_refused(tmp_path, capsys):
+    for extra in (["--name", "other"], ["--out", str(tmp_path)]):
+        code, _out, err = run(["search", "--resume", str(tmp_path), *extra], capsys)
+        assert code == 2 and "leave out --name and --out" in err
+
+
+def test_export_to_a_folder_is_a_usage_error(tmp_path, capsys):
+    code, _out, err = run(["export", str(tmp_path), "--id", "0", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (OSError(28, "No space left on device", "/runs/a/pareto.json"), 3),
+        (PermissionError(13, "Permission denied", "/read-only/model.onnx"), 3),
+        (MemoryError(), 3),
+    ],
+)
+def test_environment_faults_are_one_line_with_the_runtime_status(error, code, monkeypatch, capsys):
+    import nas.cli as cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_cmd_profiles", fail)
+    got, _out, err = run(["profiles"], capsys)
+    assert got == code and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    if error.filename if isinstance(error, OSError) else False:
+        assert error.filename in err and error.strerror in err
+
+
+def test_report_comparing_runs_into_one_of_them_is_refused(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    code, _out, err = run(["report", str(a), str(b), "--out", str(a)], capsys)
+    assert code == 2 and "would be replaced" in err
