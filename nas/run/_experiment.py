@@ -121,7 +121,7 @@ class Experiment:
         run_dir: str | Path | None = None,
     ) -> None:
         self.config = config
-        self.profile = load_profile(config.profiles()[0])
+        self.profile, *_ = [load_profile(p) for p in config.profiles()]  # every profile checked before any work
         # Where the supernet trains and candidates are scored; one that is not here is a usage error.
         try:
             self.device = resolve_device(config.supernet.device)
