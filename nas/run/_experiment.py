@@ -186,7 +186,7 @@ class Experiment:
         lock = open_resumed_run(self.run_dir)
         state = study_state(self.run_dir)
         if state is not None and state.finished >= self.config.search.trials and not state.running:
-            behind = derived_behind(self.run_dir, state)
+            behind = derived_behind(self.run_dir, state, export_infeasible=self.config.search.export_infeasible)
             if not behind:
                 lock.release()
                 raise RunError(

@@ -210,10 +210,13 @@ def state_of(trials: Iterable[Any], running_state: Any = None) -> StudyState:
     return StudyState(trials=len(items), finished=finished, running=running)
 
 
-def derived_behind(run_dir: Path, state: StudyState) -> list[str]:
-    """Which derived files of a run are behind its study (empty when all are up to date)."""
+def derived_behind(run_dir: Path, state: StudyState, *, export_infeasible: bool = False) -> list[str]:
+    """Which derived files of a run are behind its study (empty when all are up to date); with
+    ``export_infeasible``, an infeasible run that exported nothing is behind too."""
     behind = []
     pareto = _read_json(run_dir / "pareto.json")
+    if export_infeasible and isinstance(pareto, Mapping) and pareto.get("feasible") is False and not pareto.get("models"):
+        behind.append("models/")
     recorded = pareto.get("study") if isinstance(pareto, Mapping) else None
     if (
         pareto is None

@@ -362,3 +362,20 @@ def test_ctrl_c_stops_a_search_within_the_wait_bound(tmp_path):
     code, err = finish(p)
     assert code == 130 and "Traceback" not in err and f"--resume {run}" in err
     assert not flag.exists()
+
+
+@pytest.mark.slow
+def test_no_feasible_model_is_said_plainly_and_exported_only_when_asked(tmp_path):
+    run = tmp_path / "inf"
+    config = CONFIG.replace("trials: 6", "trials: 3").replace("objectives: [error, flops]", "objectives: [error, flops]\n  constraints: ['flops <= 1']")
+    code, err = finish(hwnas(*search_args(tmp_path, "inf", config)))
+    assert code == 4 and "no feasible model" in err and "Traceback" not in err, err
+    pareto = json.loads((run / "pareto.json").read_text())
+    assert pareto["feasible"] is False and pareto["models"] == []
+    assert not list((run / "models").glob("*.onnx"))
+    code, err = finish(hwnas("search", "--resume", str(run), "--export-infeasible"))
+    assert code == 4 and "exported (marked infeasible)" in err, err
+    pareto = json.loads((run / "pareto.json").read_text())
+    assert pareto["feasible"] is False and pareto["models"]
+    assert all(m["feasible"] is False for m in pareto["models"])
+    assert all((run / m["onnx"]).is_file() for m in pareto["models"])
