@@ -32,14 +32,7 @@ from nas.run._front import ModelRecord, member_checkpoint
 from nas.run._multi import build_evaluator
 from nas.run._summary import undertrained_warning
 from nas.run._progress import estimated_energy_note
-from nas.run._rebuild import (
-    derived_behind,
-    discard_new_run,
-    open_new_run,
-    open_resumed_run,
-    study_state,
-    write_config,
-)
+from nas.run._rebuild import discard_new_run, open_run, write_config
 from nas.run._results import export_results, has_feasible
 from nas.run._run_lock import RunLock
 from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
@@ -175,27 +168,9 @@ class Experiment:
             raise ConfigError(str(e)) from None
 
     def prepare_run_dir(self) -> RunLock:
-        """Locks the run directory for this process and returns the lock (see ``nas/run/_rebuild.py``).
-
-        A new run creates it (an empty one is reused) and writes ``config.yaml``; one that exists and is not
-        empty is refused (nothing is overwritten). When resuming, it must hold a run with a sound study; a
-        finished run whose derived files are up to date is refused, one whose files are behind is rebuilt.
-        """
-        if not self.resume:
-            return open_new_run(self.run_dir, self.config)
-        lock = open_resumed_run(self.run_dir)
-        state = study_state(self.run_dir)
-        if state is not None and state.finished >= self.config.search.trials and not state.running:
-            behind = derived_behind(self.run_dir, state, export_infeasible=self.config.search.export_infeasible)
-            if not behind:
-                lock.release()
-                raise RunError(
-                    f"{self.run_dir} already finished its {self.config.search.trials} trials and its results are up "
-                    "to date; resume with a larger --trials to search further, or rewrite the report with: "
-                    f"hwnas report {self.run_dir}"
-                )
-            getattr(self.reporter, "note", print)(f"rebuilding {', '.join(behind)} of {self.run_dir} from study.db")
-        return lock
+        """Locks the run directory for this process (a new one is created, a resumed one checked and its
+        derived files rebuilt when behind the study); see :func:`nas.run._rebuild.open_run`."""
+        return open_run(self.run_dir, self.config, resume=self.resume, note=getattr(self.reporter, "note", print))
 
     def make_strategy(self) -> Strategy:
         return make_strategy(self.config.search, seed=self.config.seed)  # type: ignore[no-any-return]

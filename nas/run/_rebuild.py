@@ -35,6 +35,7 @@ __all__ = [
     "discard_new_run",
     "open_new_run",
     "open_resumed_run",
+    "open_run",
     "prune_models",
     "study_state",
     "write_config",
@@ -139,6 +140,31 @@ def open_resumed_run(run_dir: Path) -> RunLock:
     except BaseException:
         lock.release()
         raise
+    return lock
+
+
+def open_run(run_dir: Path, config: Any, *, resume: bool, note: Callable[[str], Any] = print) -> RunLock:
+    """Locks a run directory for one search and returns the lock: a new run is created (see
+    :func:`open_new_run`); a resumed one is checked (:func:`open_resumed_run`), and when it has finished its
+    trials it is refused if its derived files are up to date, and rebuilt (``note`` says which) if not.
+
+    Raises:
+        RunError: what keeps the run from being used, in one line.
+    """
+    if not resume:
+        return open_new_run(run_dir, config)
+    lock = open_resumed_run(run_dir)
+    state = study_state(run_dir)
+    if state is not None and state.finished >= config.search.trials and not state.running:
+        behind = derived_behind(run_dir, state, export_infeasible=config.search.export_infeasible)
+        if not behind:
+            lock.release()
+            raise RunError(
+                f"{run_dir} already finished its {config.search.trials} trials and its results are up to date; "
+                "resume with a larger --trials to search further, or rewrite the report with: "
+                f"hwnas report {run_dir}"
+            )
+        note(f"rebuilding {', '.join(behind)} of {run_dir} from study.db")
     return lock
 
 
