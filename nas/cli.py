@@ -431,38 +431,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _report_infeasible(result: Any, config: Any) -> int:
     """No trial met the constraints: say so in plain words; status 4."""
-    from search import SQLiteStorage
+    from nas.run._results import infeasible_lines
 
-    storage = SQLiteStorage(result.run_dir / "study.db")
-    try:
-        best = _least_violating_stored(storage)
-    finally:
-        storage.close()
-    bounds = "; ".join(config.search.constraints)
-    print(
-        f"hwnas: no feasible model: none of {result.n_trials} trials met the constraints ({bounds})",
-        file=sys.stderr,
+    lines = infeasible_lines(
+        result.run_dir, n_trials=result.n_trials, constraints=config.search.constraints, exported=bool(result.models)
     )
-    if best is not None:
-        number, violation = best
-        exported = "exported (marked infeasible)" if result.models else "not exported"
-        print(
-            f"  least-violating: trial {number} (violation {violation:.4g}), {exported}; loosen the constraints, "
-            f"or export it with: hwnas export {result.run_dir} --id {number}",
-            file=sys.stderr,
-        )
-    print(f"results: {result.run_dir}/pareto.json (feasible: false), trials.csv, study.db", file=sys.stderr)
+    for line in lines:
+        print(line, file=sys.stderr)
     return EXIT_INFEASIBLE
-
-
-def _least_violating_stored(storage: Any) -> tuple[int, float] | None:
-    from search import TrialState
-
-    done = [t for t in storage.trials() if t.state is TrialState.COMPLETE and t.violation is not None]
-    if not done:
-        return None
-    best = min(done, key=lambda t: (float(t.violation or 0.0), t.number))
-    return best.number, float(best.violation or 0.0)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -3,6 +3,7 @@ constraints, only what the user asked for), the files of ``nas/run/_front.py`` w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from nas.run._config import SearchConfig
@@ -12,7 +13,7 @@ from nas.run._multi import export_all
 from nas.run._rebuild import prune_models
 from search import Study, TrialState
 
-__all__ = ["export_results", "has_feasible", "least_violating"]
+__all__ = ["export_results", "has_feasible", "infeasible_lines", "least_violating"]
 
 
 def has_feasible(study: Study) -> bool:
@@ -27,6 +28,28 @@ def least_violating(study: Study) -> tuple[int, float] | None:
         return None
     best = min(done, key=lambda t: (float(t.violation or 0.0), t.number))
     return best.number, float(best.violation or 0.0)
+
+
+def infeasible_lines(run_dir: Path, *, n_trials: int, constraints: Sequence[str], exported: bool) -> list[str]:
+    """What the command line says when no trial met the constraints: that, the least-violating trial, where
+    the results are."""
+    from search import SQLiteStorage
+
+    storage = SQLiteStorage(run_dir / "study.db")
+    try:
+        done = [t for t in storage.trials() if t.state is TrialState.COMPLETE and t.violation is not None]
+    finally:
+        storage.close()
+    lines = [f"hwnas: no feasible model: none of {n_trials} trials met the constraints ({'; '.join(constraints)})"]
+    if done:
+        best = min(done, key=lambda t: (float(t.violation or 0.0), t.number))
+        lines.append(
+            f"  least-violating: trial {best.number} (violation {float(best.violation or 0.0):.4g}), "
+            f"{'exported (marked infeasible)' if exported else 'not exported'}; loosen the constraints, "
+            f"or export it with: hwnas export {run_dir} --id {best.number}"
+        )
+    lines.append(f"results: {run_dir}/pareto.json (feasible: false), trials.csv, study.db")
+    return lines
 
 
 def export_results(
