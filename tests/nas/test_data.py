@@ -461,11 +461,15 @@ def test_digits_hard_is_known_to_the_config_and_shapes() -> None:
 def test_config_dataset_options_are_exactly_the_loaders() -> None:
     import inspect
 
-    from nas.data._registry import _LOADERS
+    from nas.data._registry import _LOADERS, PYTHON_DATASET
     from nas.run._config import DATASET_NAMES, DATASET_OPTIONS
 
-    assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS)
+    # every loader has its name and options; "python" (data passed from Python) has no loader and no options
+    assert set(DATASET_OPTIONS) == set(DATASET_NAMES) == set(_LOADERS) | {PYTHON_DATASET}
+    assert DATASET_OPTIONS[PYTHON_DATASET] == ()
     for name, options in DATASET_OPTIONS.items():
+        if name == PYTHON_DATASET:
+            continue
         # limit, image_size and workers have keys of their own in the data section
         params = set(inspect.signature(_LOADERS[name]).parameters) - {
             "root",
