@@ -266,15 +266,15 @@ class CandidateEvaluator:
             models, errors = self.member_errors(arch, self.data.val, fidelity)
         best = min(range(len(errors)), key=errors.__getitem__)
         t1 = time.perf_counter()
-        with self.phase("profiling"):
-            measured = self.measure(arch, models[best], method=self.latency_method(fidelity))
-        metrics = {"error": sum(errors) / len(errors), **measured}
-        for label, other in self.devices:
-            with self.phase("profiling"):
+        with self.phase("profiling"), self._shared_export(models[best]) as onnx_path:
+            measured = self.measure(arch, models[best], method=self.latency_method(fidelity), onnx_path=onnx_path)
+            metrics = {"error": sum(errors) / len(errors), **measured}
+            for label, other in self.devices:  # further profiles time the same file (batch is dynamic)
                 on = measured if other is None else other.measure(
-                    arch, models[best], method=other.latency_method(fidelity)
-                )
-            metrics |= {f"{k}@{label}": v for k, v in on.items() if k in DEVICE_METRICS}
+                    arch, models[best], method=other.latency_method(fidelity),
+                    onnx_path=onnx_path if other.input_shape == self.input_shape else None,
+                )  # fmt: skip
+                metrics |= {f"{k}@{label}": v for k, v in on.items() if k in DEVICE_METRICS}
         for extra_score in self.extra_scores:
             metrics |= extra_score(arch, models[best], fidelity)
         if len(self.members) > 1:
@@ -291,9 +291,29 @@ class CandidateEvaluator:
         models = [self.calibrated_subnet(arch, fidelity, member=i) for i in range(len(self.members))]
         return models, [float(evaluate_error(m, dataset, fraction=fidelity)) for m in models]
 
-    def measure(self, arch: Arch, model: torch.nn.Module, *, method: str = "measured") -> dict[str, float]:
+    @contextlib.contextmanager
+    def _shared_export(self, model: torch.nn.Module) -> Any:
+        """With several profiles, one ONNX file of the model that every profile times; else ``None``."""
+        if not self.devices:
+            yield None
+            return
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
+        os.close(fd)
+        try:
+            t0 = time.perf_counter()
+            with self.work_lock():
+                export_onnx(model.cpu(), tmp, self.input_shape, exporter=self.exporter)
+            self.seconds["export"] += time.perf_counter() - t0
+            yield tmp
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def measure(
+        self, arch: Arch, model: torch.nn.Module, *, method: str = "measured", onnx_path: str | None = None
+    ) -> dict[str, float]:
         """Latency and size of one arch, from the cache or by exporting it and timing it (``method``
-        ``"measured"``) or predicting its latency from the lookup table (``"lut"``)."""
+        ``"measured"``) or predicting its latency from the lookup table (``"lut"``); ``onnx_path``: a file
+        of the model already exported (with a dynamic batch), timed instead of a new export."""
         key = [arch_key(arch), self.profile.name, self.profile.batch_size, list(self.input_shape)]
         cache_key = json.dumps(key if method == "measured" else [*key, method])
         cached = self.cache.get(cache_key)
@@ -301,13 +321,17 @@ class CandidateEvaluator:
             return dict(cached)
         model = model.cpu()  # scored where the supernet trained; exported (and timed) from the CPU
         t0 = time.perf_counter()
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
-        os.close(fd)
+        if onnx_path is None:
+            fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self._work_dir)
+            os.close(fd)
+        else:
+            tmp = onnx_path
         try:
-            with self.work_lock():
-                export_onnx(
-                    model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
-                )
+            if onnx_path is None:
+                with self.work_lock():
+                    export_onnx(
+                        model, tmp, self.input_shape, batch_size=self.profile.batch_size, exporter=self.exporter
+                    )
             t1 = time.perf_counter()
             if method == "lut":
                 assert self.lut is not None
@@ -333,7 +357,8 @@ class CandidateEvaluator:
                     self.measure_energy(self._runnable(tmp, model), median_ms, measured=self.device_here)
                 )
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            if onnx_path is None:
+                Path(tmp).unlink(missing_ok=True)
         t2 = time.perf_counter()
         self.seconds["export"] += t1 - t0
         self.seconds["latency"] += t2 - t1

@@ -81,6 +81,7 @@ def build_evaluator(
                 measure_lock=MeasureLock.for_profile(other_profile),
                 **shared,
             )
+            other.seconds = evaluator.seconds  # the run's phase times count every profile's measurements
             devices.append((label, other))
         evaluator.devices = tuple(devices)
     if config.evaluation.quantize_candidates:
