@@ -207,10 +207,27 @@ def drive(problem: Problem, strategy: str, seed: int, n_trials: int) -> Trace:
 def make(strategy: str, space: Space, seed: int, budget: int) -> search.Strategy:
     """An hwnas strategy by name, with its defaults and ``seed`` (through ``search.make_strategy`` where
     the package has it, so that ``auto`` and ``optuna:NAME`` are covered too)."""
+    name, options = parse_variant(strategy)
     factory = getattr(search, "make_strategy", None)
     if factory is not None:
-        return factory(strategy, seed=seed, budget=budget)  # type: ignore[no-any-return]
-    return search.STRATEGIES[strategy](seed=seed)  # type: ignore[call-arg]
+        return factory(name, seed=seed, budget=budget, **options)  # type: ignore[no-any-return]
+    return search.STRATEGIES[name](seed=seed, **options)  # type: ignore[call-arg]
+
+
+def parse_variant(strategy: str) -> tuple[str, dict[str, Any]]:
+    """``"bayes[scaling=minmax,n_initial=5]"`` -> ``("bayes", {"scaling": "minmax", "n_initial": 5})``:
+    a strategy with options, for ablations (values read as JSON where they parse, else as strings)."""
+    if not strategy.endswith("]") or "[" not in strategy:
+        return strategy, {}
+    name, _, rest = strategy[:-1].partition("[")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return name, options
 
 
 def _describe(e: BaseException) -> str:

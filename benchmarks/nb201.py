@@ -44,6 +44,7 @@ repeated one included), over ``--seeds`` seeds (default 10):
 
     nice -n 10 .venv/bin/python benchmarks/nb201.py [--quick] [--data CSV] [--out benchmarks/out]
         [--seeds N] [--workers N] [--problems P ...] [--strategies S ...] [--gp-budget N] [--tag T]
+        [--budgets B ...]     # a strategy may carry options for ablations: 'bayes[scaling=minmax]'
     .venv/bin/python benchmarks/nb201.py --report benchmarks/out/nb201.json   # re-print a report
     .venv/bin/python benchmarks/nb201.py --merge A.json B.json ...            # one report of several runs
 """
@@ -416,7 +417,7 @@ def main() -> None:
     n_seeds = args.seeds or (2 if args.quick else 10)
     strategies = list(args.strategies or default_strategies())
     known = set(default_strategies())
-    unknown = [s for s in strategies if s not in known]
+    unknown = [s for s in strategies if sb.parse_variant(s)[0] not in known]
     if unknown:
         p.error(f"unknown strategies {unknown}; valid: {', '.join(default_strategies())}")
     problems = list(args.problems or PROBLEMS)
@@ -509,28 +510,70 @@ def main() -> None:
 
 
 def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Several result files (other strategies or problems, same budgets and seeds) as one; a later file's
-    runs of a (problem, strategy) replace an earlier file's."""
+    """Several result files (other strategies, problems or budgets, the same seeds) as one; a later file's
+    runs of a (problem, strategy) replace an earlier file's. Budgets: the union; a run counts at the
+    budgets it reached.
+
+    An ``auto`` row is added when ``bayes`` and ``nsga2`` are both there: ``auto`` given a budget B runs
+    exactly ``bayes`` (B <= 200) or ``nsga2`` (B > 200) with the same seed (``search.choose``, and
+    ``tests/search/test_factory.py`` checks the proposals are identical), so its regret at B is that
+    strategy's regret at B, seed by seed.
+    """
     first = payloads[0]
     runs: dict[tuple[str, str, int], Mapping[str, Any]] = {}
     strategies: list[str] = []
     problems: dict[str, Any] = {}
     for pl in payloads:
-        if pl["budgets"] != first["budgets"]:
-            raise SystemExit("the files to merge have different budgets")
         replaced = {(r["problem"], r["strategy"]) for r in pl["runs"]}
         runs = {k: v for k, v in runs.items() if (k[0], k[1]) not in replaced}
         runs.update({(r["problem"], r["strategy"], r["seed"]): r for r in pl["runs"]})
         strategies += [s for s in pl["strategies"] if s not in strategies]
         problems.update(pl["problems"])
+    budgets = sorted({int(b) for pl in payloads for b in pl["budgets"]})
     out = dict(first)
     out["commands"] = [c for pl in payloads for c in pl["commands"]]
-    out["date"] = ", ".join(sorted({pl["date"] for pl in payloads}))
-    out["runs"] = list(runs.values())
+    out["date"] = ", ".join(sorted({pl["date"][:10] for pl in payloads}))
+    out["budgets"] = budgets
+    out["gp_budget"] = (
+        max(pl["gp_budget"] for pl in payloads if "optuna-gp" in pl["strategies"])
+        if any("optuna-gp" in pl["strategies"] for pl in payloads)
+        else first["gp_budget"]
+    )
+    all_runs = list(runs.values())
+    if "bayes" in strategies and "nsga2" in strategies and "auto" not in strategies:
+        from search._auto import GP_MAX_BUDGET
+
+        for (pr, s, seed), r in list(runs.items()):
+            if s != "bayes" or (pr, "nsga2", seed) not in runs:
+                continue
+            n = runs[(pr, "nsga2", seed)]
+            composed: dict[str, Any] = {
+                "problem": pr,
+                "strategy": "auto",
+                "seed": seed,
+                "status": "ok",
+                "evaluations": max(
+                    b
+                    for b in budgets
+                    if (b <= GP_MAX_BUDGET and str(b) in r["regret"]) or str(b) in n["regret"]
+                ),
+                "describe": f"bayes up to {GP_MAX_BUDGET}, nsga2 beyond",
+            }
+            for field in ("regret", "front_share", "distinct", "overhead_mean_ms"):
+                composed[field] = {
+                    str(b): (r if b <= GP_MAX_BUDGET else n)[field][str(b)]
+                    for b in budgets
+                    if str(b) in (r if b <= GP_MAX_BUDGET else n)[field]
+                }
+            all_runs.append(composed)
+        strategies.insert(strategies.index("bayes") + 1, "auto")
+    order = [*default_strategies(), "auto"]
+    strategies.sort(key=lambda s: order.index(s) if s in order else len(order))
+    out["runs"] = all_runs
     out["strategies"] = strategies
     out["problems"] = problems
     out["seconds"] = sum(pl["seconds"] for pl in payloads)
-    out["summary"] = summarise(out["runs"], list(problems), strategies, first["budgets"])
+    out["summary"] = summarise(out["runs"], list(problems), strategies, budgets)
     return out
 
 

@@ -69,6 +69,7 @@ from _driving import (
     Problem,
     cell,
     drive,
+    parse_variant,
     quartiles,
     reference_for,
     summarise_run,
@@ -331,7 +332,8 @@ def main() -> None:
     n_seeds = args.seeds or (2 if args.quick else 10)
     repeats = args.overhead_repeats if args.overhead_repeats is not None else (1 if args.quick else 3)
     strategies = list(args.strategies or [*search.STRATEGIES, *OPTUNA])
-    unknown = set(strategies) - set(search.STRATEGIES) - set(OPTUNA)
+    known = {*search.STRATEGIES, *OPTUNA, *getattr(search, "strategy_names", list)()}
+    unknown = {s for s in strategies if parse_variant(s)[0] not in known}
     if unknown:
         p.error(f"unknown strategies {sorted(unknown)}; valid: {', '.join([*search.STRATEGIES, *OPTUNA])}")
     problems = list(args.problems or DEFAULT_PROBLEMS)

@@ -21,7 +21,7 @@ from search._trial import Objective, Trial, TrialState
 __all__ = ["BayesStrategy"]
 
 BACKENDS = ("numpy", "botorch")
-SCALINGS = ("rank", "minmax")
+SCALINGS = ("auto", "rank", "robust", "minmax")
 CATEGORICAL = ("shared", "per-value")
 ACQUISITIONS = ("ehvi", "parego")
 _RHO = 0.05  # augmentation of the Chebyshev scalarisation (ParEGO)
@@ -47,31 +47,50 @@ class BayesStrategy(Strategy):
     (the default) every bracket is a single configuration at fidelity 1: plain Bayesian optimisation;
     ``min_fidelity=1/9, eta=3`` gives brackets of 9, 5 and 3 configurations, as in BOHB.
 
-    **Surrogates.** One GP per objective (minimized values; Matern-5/2 kernel with one lengthscale per
-    input, hyperparameters by maximum marginal likelihood with weak priors, see
-    :class:`search._gp.GaussianProcess`) over the encoded space in ``[0, 1]^d``:
-    ``Integer`` and ``Float`` (log-scaled when ``log``) min-max scaled, a ``Choice`` as its index when its
-    values are increasing numbers (or it has two values), one-hot otherwise. The GPs take fidelity as one
-    more input (``log`` fidelity scaled to ``[0, 1]``) and learn from every observation, at every fidelity;
-    they are queried at fidelity 1. FAILED trials never reach the objective GPs; as soon as some trial is
-    infeasible or FAILED, a further GP of ``log1p(violation)`` (FAILED counting as the worst seen) gives
-    the probability that a candidate is feasible.
+    **Surrogates.** One GP per objective (Matern-5/2 kernel, hyperparameters by maximum marginal
+    likelihood with weak priors, see :class:`search._gp.GaussianProcess`) over the encoded space in
+    ``[0, 1]^d``: ``Integer`` and ``Float`` (log-scaled when ``log``) min-max scaled, a ``Choice`` as its
+    index when its values are increasing numbers (or it has two values), one-hot otherwise. Each input has
+    its own lengthscale, except that the one-hot columns of a ``Choice`` share one
+    (``categorical="shared"``, the default; ``"per-value"`` gives each value its own): the kernel then sees
+    whether two points take the same value of that choice, a Hamming-type kernel with one lengthscale per
+    parameter. The GPs take fidelity as one more input (``log`` fidelity scaled to ``[0, 1]``) and learn
+    from every observation, at every fidelity; they are queried at fidelity 1. FAILED trials never reach
+    the objective GPs; as soon as some trial is infeasible or FAILED, a further GP of ``log1p(violation)``
+    (FAILED counting as the worst seen) gives the probability that a candidate is feasible.
 
-    **Acquisition** (``backend="numpy"``, the default): ParEGO (Knowles 2006). Each new configuration
-    draws weights uniformly from the simplex and scores candidates by the expected improvement of the
+    **Objective scaling** (``scaling``). The GPs model the minimized objectives after a monotone transform
+    that keeps the Pareto order: ``"rank"`` replaces each objective by the normal scores of its ranks
+    (``Phi^-1((rank - 1/2) / n)``), insensitive to outliers such as untrainable candidates at 90 %
+    error; ``"robust"`` lowers values above ``Q3 + 3 IQR`` to that fence and leaves the rest as measured;
+    ``"minmax"`` uses the values as they are. ``"auto"`` (the default) is ``"rank"`` for two objectives
+    and ``"robust"`` otherwise: on DTLZ2 (3 objectives, smooth) ranks cost regret against ``robust``,
+    on NAS-Bench-201 (2 objectives, degenerate cells) they win (BENCHMARKS.md (g)).
+
+    **Acquisition** (``backend="numpy"``, the default). Two objectives, ``acquisition="ehvi"`` (the
+    default): the expected hypervolume improvement over the front of the posterior means of the feasible
+    observed configurations, reference at the worst value of each (transformed) objective plus 10 % of
+    its range. Every candidate is screened by the improvement of its optimistic point (mean minus two
+    standard deviations); the 128 most promising get the expectation from 64 posterior draws, times the
+    probability of feasibility. Otherwise, or when no candidate improves the front: ParEGO (Knowles 2006),
+    weights drawn uniformly from the simplex and candidates scored by the expected improvement of the
     augmented Chebyshev scalarisation of the normalised objectives over the best feasible observed
-    configuration, estimated with 64 posterior samples, times the probability of feasibility (that
-    probability alone until something feasible has been seen). ``backend="botorch"`` fits BoTorch
-    ``SingleTaskGP`` models (Matern-5/2, ARD) and scores candidates with qLogNEHVI (qLogNEI for one
-    objective), constraints as an outcome; it needs ``pip install hwnas[bayes]``.
+    configuration, from 64 posterior draws, times the probability of feasibility (that probability alone
+    until something feasible has been seen). ``backend="botorch"`` fits BoTorch ``SingleTaskGP`` models
+    (Matern-5/2, ARD) and scores candidates with qLogNEHVI (qLogNEI for one objective), constraints as an
+    outcome; it needs ``pip install hwnas[bayes]``.
 
-    Candidates are ``n_candidates`` uniform draws plus about ``n_candidates / 2`` mutants of the ten
-    best observed configurations, all allowed by the space and not proposed before; the first
-    ``n_initial`` configurations are uniform draws.
+    **Candidates**: ``n_candidates`` uniform draws; every point one gene away from each parent (another
+    value of a ``Choice``, a step of one or two of an ``Integer``; at most ``2 n_candidates`` of them, drawn
+    at random when there are more); and about ``n_candidates / 2`` mutants of the parents. Parents are every
+    non-dominated feasible observed configuration, at least the ten best and at most forty. All are allowed
+    by the space and not proposed before (by :meth:`Strategy.key`); the first ``n_initial``
+    configurations are uniform draws.
 
-    **Cost**, measured on a shared 2-core machine (one thread; two objectives; 10 parameters, 12 encoded
-    inputs; 512 random candidates): the numpy backend ran 500 trials in 77 s, 0.15 s per trial on average
-    (0.07 s around 100 observations, 0.28 s around 500). Its hyperparameters are re-estimated each time
+    **Cost**: see BENCHMARKS.md (g) for the current figures. Before the scaling, kernel, acquisition and
+    candidate changes, measured on a shared 2-core machine (one thread; two objectives; 10 parameters, 12
+    encoded inputs; 512 random candidates), the numpy backend ran 500 trials in 77 s, 0.15 s per trial on
+    average (0.07 s around 100 observations, 0.28 s around 500). Its hyperparameters are re-estimated each time
     the data has grown by 10% (from two starts when it has doubled: 5 s at 500 observations); in between
     the GPs are only conditioned. The BoTorch backend refits its models at every new configuration and
     scores the candidates with qLogNEHVI: 3 to 4 s per new configuration at 50 to 100 observations, 7 to 9
@@ -82,8 +101,11 @@ class BayesStrategy(Strategy):
         eta: successive-halving rate (keep ``1 / eta`` of a rung, ``eta`` times the fidelity), at least 2.
         n_initial: configurations drawn uniformly before the surrogates take over.
         n_candidates: uniform candidates scored per new configuration.
-        backend: ``"numpy"`` (ParEGO, no dependency) or ``"botorch"`` (qLogNEHVI).
+        backend: ``"numpy"`` (EHVI / ParEGO, numpy and scipy) or ``"botorch"`` (qLogNEHVI).
         promotion: ``"crowding"`` or ``"hypervolume"``, the tie-break within a non-dominated front.
+        scaling: ``"auto"``, ``"rank"``, ``"robust"`` or ``"minmax"``: how objectives reach the GPs.
+        categorical: ``"shared"`` (one lengthscale per unordered ``Choice``) or ``"per-value"``.
+        acquisition: ``"ehvi"`` (two objectives; ParEGO otherwise) or ``"parego"``.
         seed: seed of the strategy's random state.
 
     Example:
@@ -106,7 +128,7 @@ class BayesStrategy(Strategy):
         n_candidates: int = 512,
         backend: str = "numpy",
         promotion: str = "crowding",
-        scaling: str = "rank",
+        scaling: str = "auto",
         categorical: str = "shared",
         acquisition: str = "ehvi",
         seed: int | None = None,
@@ -313,10 +335,19 @@ class BayesStrategy(Strategy):
         tau = 0.5 * float(positive.min()) if len(positive) else 0.5
         return t, tau
 
-    def _acquire_numpy(self, Xc: np.ndarray) -> int:
-        X, F = np.array(self._X), np.array(self._F)
-        if self.scaling == "rank":
+    def _scaled(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The observed inputs and the objectives as the surrogates see them (see ``scaling``)."""
+        scaling = self.scaling
+        if scaling == "auto":
+            scaling = "rank" if F.shape[1] == 2 else "robust"
+        if scaling == "rank":
             F = _normal_scores(F)
+        elif scaling == "robust":
+            F = _clip_outliers(F)
+        return np.array(self._X), F
+
+    def _acquire_numpy(self, Xc: np.ndarray) -> int:
+        X, F = self._scaled(np.array(self._F))
         m = F.shape[1]
         mu, var = np.empty((len(Xc), m)), np.empty((len(Xc), m))
         gps = [self._fit(j, X, F[:, j]) for j in range(m)]
@@ -371,9 +402,7 @@ class BayesStrategy(Strategy):
     def _acquire_botorch(self, Xc: np.ndarray) -> int:
         from search._botorch import select
 
-        X, F = np.array(self._X), np.array(self._F)
-        if self.scaling == "rank":
-            F = _normal_scores(F)
+        X, F = self._scaled(np.array(self._F))
         constraint = None
         feas = self._feasibility()
         if feas is not None:
@@ -403,6 +432,14 @@ def _hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, reference
     width = np.clip(ends - np.maximum(starts, p1), 0.0, None)
     height = np.clip(heights - p2, 0.0, None)
     return np.sum(width * height, axis=-1)
+
+
+def _clip_outliers(F: np.ndarray) -> np.ndarray:
+    """Each column of ``F`` (minimized) with its values above ``Q3 + 3 IQR`` lowered to that fence: bad
+    outliers (a degenerate candidate) no longer stretch the range, good values are never touched, and a
+    column without outliers is left as it is."""
+    q1, q3 = np.percentile(F, [25, 75], axis=0)
+    return np.minimum(F, np.where(q3 > q1, q3 + 3.0 * (q3 - q1), np.inf))
 
 
 def _normal_scores(F: np.ndarray) -> np.ndarray:

@@ -251,3 +251,66 @@ def test_the_botorch_backend_proposes_valid_points():
     for t in study.trials:
         space.validate(t.params)
     assert len({tuple(t.params.values()) for t in study.trials}) == 6
+
+
+# -- objective scaling, acquisition ------------------------------------------------------------------------
+def test_objective_scalings_keep_the_order_and_tame_bad_outliers_only():
+    from search._bayes import _clip_outliers, _normal_scores
+
+    rng = np.random.default_rng(0)
+    err = np.concatenate([rng.normal(10.0, 1.0, 95), [90.0] * 5])  # five degenerate cells at 90 % error
+    F = np.column_stack([err, rng.random(100)])
+    ranks = _normal_scores(F)
+    assert np.array_equal(np.argsort(ranks[:, 0], kind="stable"), np.argsort(F[:, 0], kind="stable"))
+    assert np.allclose(ranks[err == 90.0, 0], ranks[err == 90.0, 0][0])  # ties share one score
+    good = err < 50
+    spread = ranks[good, 0].max() - ranks[good, 0].min()
+    assert spread > 0.8 * (ranks[:, 0].max() - ranks[:, 0].min())  # the outliers no longer take the range
+    clipped = _clip_outliers(F)
+    assert clipped[:, 0].max() < 20.0 and np.array_equal(clipped[good, 0], F[good, 0])
+    assert np.array_equal(clipped[:, 1], F[:, 1])  # no outliers: unchanged
+    flat = np.column_stack([np.r_[np.zeros(90), np.arange(10.0)], np.zeros(100)])
+    assert np.array_equal(_clip_outliers(flat), flat)  # IQR 0: nothing to measure outliers by
+
+
+def test_the_2d_hypervolume_improvement_is_exact():
+    from search import hypervolume
+    from search._bayes import _hypervolume_improvement_2d
+
+    front = np.array([[0.2, 0.8], [0.5, 0.4], [0.9, 0.1]])
+    points = np.random.default_rng(1).random((300, 2)) * 1.3
+    exact = [
+        hypervolume(np.vstack([front, p]), [1.1, 1.1]) - hypervolume(front, [1.1, 1.1])
+        if np.all(p < 1.1)
+        else 0.0
+        for p in points
+    ]
+    assert np.allclose(_hypervolume_improvement_2d(points, front, 1.1), exact, atol=1e-12)
+    assert np.all(_hypervolume_improvement_2d(front, front, 1.1) == 0.0)
+
+
+def test_scalings_and_the_categorical_kernel_are_options():
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        BayesStrategy(scaling="ranks")
+    with pytest.raises(ValueError, match="categorical must be one of"):
+        BayesStrategy(categorical="onehot")
+    with pytest.raises(ValueError, match="acquisition must be one of"):
+        BayesStrategy(acquisition="ei")
+    gp = GaussianProcess(5, groups=[0, 0, 0, 1, 2])
+    assert gp.lengthscales.shape == (5,) and gp.lengthscales[0] == gp.lengthscales[2]
+    with pytest.raises(ValueError, match="groups must give"):
+        GaussianProcess(3, groups=[0, 2, 2])
+
+
+def test_the_likelihood_gradient_is_exact_with_shared_lengthscales():
+    rng = np.random.default_rng(2)
+    X = np.column_stack([np.eye(3)[rng.integers(3, size=20)], rng.random(20)])  # a one-hot block and a number
+    z = rng.standard_normal(20)
+    gp = GaussianProcess(4, groups=[0, 0, 0, 1])
+    theta = np.array([-0.5, 0.3, 0.1, -3.0])
+    _, grad = gp._objective(theta, X, z)
+    numeric = [
+        (gp._objective(theta + e, X, z)[0] - gp._objective(theta - e, X, z)[0]) / 2e-6
+        for e in np.eye(4) * 1e-6
+    ]
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-6)
