@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 __all__ = ["LatencyProfiler", "LatencyResult", "Runner"]
 
@@ -74,10 +75,10 @@ class LatencyResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> LatencyResult:
         """Rebuilds a result from :meth:`to_dict` output (e.g. read back from a JSON cache)."""
-        values = dict(data)
-        values["input_shape"] = tuple(values["input_shape"])  # type: ignore[call-overload]
-        values["samples_ms"] = tuple(values.get("samples_ms", ()))  # type: ignore[call-overload]
-        return cls(**values)  # type: ignore[arg-type]
+        values: dict[str, Any] = dict(data)  # JSON values
+        values["input_shape"] = tuple(values["input_shape"])
+        values["samples_ms"] = tuple(values.get("samples_ms", ()))
+        return cls(**values)
 
 
 class LatencyProfiler(ABC):

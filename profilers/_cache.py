@@ -8,10 +8,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = ["JsonValue", "MeasurementCache"]
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+_Default = TypeVar("_Default")
 
 _FORMAT = "hwnas-measurement-cache"
 _VERSION = 1
@@ -111,7 +113,7 @@ class MeasurementCache:
         """Lookups that did not find their key."""
         return self._misses
 
-    def get(self, key: object, default: JsonValue = None) -> JsonValue:
+    def get(self, key: object, default: JsonValue | _Default = None) -> JsonValue | _Default:
         """The value stored under ``key`` (a fresh copy), or ``default``; counts a hit or a miss."""
         encoded_key = _encode_key(key)
         with self._lock:
@@ -141,8 +143,8 @@ class MeasurementCache:
         ``compute`` runs without holding the cache's lock, so slow measurements of different keys proceed in
         parallel; two threads missing the same key at once may both compute it (the last one is kept).
         """
-        found = self.get(key, default=_MISSING)  # type: ignore[arg-type]
-        if found is not _MISSING:
+        found = self.get(key, default=_MISSING)
+        if not isinstance(found, _Missing):
             return found
         value = compute()
         self.put(key, value)
@@ -152,7 +154,7 @@ class MeasurementCache:
         """Like :meth:`get` but counts neither a hit nor a miss; ``None`` when absent."""
         with self._lock:
             encoded = self._entries.get(_encode_key(key))
-        return None if encoded is None else json.loads(encoded)  # type: ignore[no-any-return]
+        return None if encoded is None else json.loads(encoded)
 
     def __contains__(self, key: object) -> bool:
         with self._lock:

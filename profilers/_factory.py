@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from hardware_profiles import ENERGY_SOURCES, HardwareProfile
@@ -38,24 +39,24 @@ def _cpu_utilisation(profile: HardwareProfile) -> float:
 
 def _estimate(profile: HardwareProfile, fallback_reason: str | None) -> EstimatedEnergy:
     device = "cpu" if profile.device == "cpu" else f"cuda:{profile.device_id}"
-    common = {
-        "device": device,
-        "min_duration_s": profile.energy_min_duration_s,
-        "subtract_idle": profile.subtract_idle,
-        "fallback_reason": fallback_reason,
-    }
+    build = functools.partial(
+        EstimatedEnergy,
+        device=device,
+        min_duration_s=profile.energy_min_duration_s,
+        subtract_idle=profile.subtract_idle,
+        fallback_reason=fallback_reason,
+    )
     if profile.device == "cpu":
         utilisation = _cpu_utilisation(profile)
         share = f"utilisation = {profile.intra_op_threads} thread(s) / {os.cpu_count() or 1} logical cores"
     else:
         utilisation, share = 1.0, "utilisation 1 (the GPU is kept busy)"
     if profile.tdp_w is not None:
-        return EstimatedEnergy(
+        return build(
             tdp_w=profile.tdp_w,
             idle_w=profile.idle_w,
             utilisation=utilisation,
             source=f"power model of profile {profile.name!r}; {share}",
-            **common,
         )
     if profile.device != "cpu":
         raise EnergyMeterError(
@@ -68,12 +69,11 @@ def _estimate(profile: HardwareProfile, fallback_reason: str | None) -> Estimate
             f"profile {profile.name!r} gives idle_w {profile.idle_w} W, above the looked-up TDP "
             f"({tdp.describe()}); set tdp_w in the profile too"
         )
-    return EstimatedEnergy(
+    return build(
         tdp_w=tdp.total_tdp_w,
         idle_w=profile.idle_w,
         utilisation=utilisation,
         source=f"{tdp.describe()}; {share}",
-        **common,
     )
 
 

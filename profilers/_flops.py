@@ -12,6 +12,7 @@ from profilers._onnx_shapes import import_onnx, infer_graph
 
 if TYPE_CHECKING:
     import onnx
+    from onnx import NodeProto
 
 __all__ = ["COUNTED_OPS", "ModelCost", "count_params_and_flops"]
 
@@ -99,7 +100,7 @@ def count_params_and_flops(
     }
     params = sum(math.prod(init.dims) for init in inferred.graph.initializer if init.data_type in float_types)
 
-    def shape_of(node: onnx.NodeProto, name: str) -> tuple[int, ...]:
+    def shape_of(node: NodeProto, name: str) -> tuple[int, ...]:
         found = shapes.get(name)
         if found is None:
             raise ValueError(

@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from profilers._onnx_shapes import import_onnx, infer_graph
 
@@ -78,9 +78,9 @@ class MemoryResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MemoryResult:
         """Rebuilds a result from :meth:`to_dict` output."""
-        values = {k: v for k, v in data.items() if k != "peak_memory_mb"}
-        values["input_shape"] = tuple(values["input_shape"])  # type: ignore[call-overload]
-        return cls(**values)  # type: ignore[arg-type]
+        values: dict[str, Any] = {k: v for k, v in data.items() if k != "peak_memory_mb"}
+        values["input_shape"] = tuple(values["input_shape"])
+        return cls(**values)
 
 
 def _element_bits(onnx_module: object, elem_type: int, name: str, where: str) -> int:

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any, cast
 
 from profilers._energy import EnergyMeterError, EnergyProfiler
 
 __all__ = ["NvmlEnergy"]
 
 _MODES = ("auto", "energy-counter", "power-sampling")
+# What _start returns: the kind, pynvml, the device handle, and the counter's start (mJ) or the _Sampling.
+_Token = tuple[str, ModuleType, object, Any]
 
 
 def _import_pynvml() -> ModuleType:
     try:
-        import pynvml  # kept lazy: only energy measurements on a GPU need it
+        return importlib.import_module("pynvml")  # kept lazy: only energy measurements on a GPU need it
     except ImportError as exc:
         raise EnergyMeterError(
             "NVML energy needs the nvidia-ml-py package (`pip install nvidia-ml-py`, which provides pynvml)"
         ) from exc
-    return pynvml
 
 
 def _is(pynvml: ModuleType, exc: BaseException, name: str) -> bool:
@@ -281,7 +284,7 @@ class NvmlEnergy(EnergyProfiler):
             raise
 
     def _stop(self, token: object, duration_s: float) -> tuple[float, str]:
-        kind, pynvml, handle, state = token  # type: ignore[misc]
+        kind, pynvml, handle, state = cast(_Token, token)
         try:
             if kind == "counter":
                 with _errors(pynvml, f"reading the energy counter of {self.gpu}"):
@@ -297,7 +300,7 @@ class NvmlEnergy(EnergyProfiler):
             pynvml.nvmlShutdown()
 
     def _abort(self, token: object) -> None:
-        kind, pynvml, _, state = token  # type: ignore[misc]
+        kind, pynvml, _, state = cast(_Token, token)
         try:
             if kind == "sampling":
                 state.stop_event.set()

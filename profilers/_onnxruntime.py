@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -79,9 +80,7 @@ def _device_of(
 
 
 def _import_onnxruntime() -> ModuleType:
-    import onnxruntime  # kept lazy: `import profilers` stays cheap
-
-    return onnxruntime
+    return importlib.import_module("onnxruntime")  # kept lazy: `import profilers` stays cheap
 
 
 class OnnxRuntimeLatency(LatencyProfiler):
@@ -152,10 +151,10 @@ class OnnxRuntimeLatency(LatencyProfiler):
             raise ValueError(
                 "providers must name at least one execution provider, e.g. ['CPUExecutionProvider']"
             )
-        provider_options = tuple(dict(o) for o in provider_options)
-        if provider_options and len(provider_options) != len(providers):
+        options = tuple(dict(o) for o in provider_options)
+        if options and len(options) != len(providers):
             raise ValueError(
-                f"provider_options has {len(provider_options)} entries but providers has {len(providers)}; "
+                f"provider_options has {len(options)} entries but providers has {len(providers)}; "
                 "give one dict per provider ({} for defaults) or none at all"
             )
         for name, value, minimum in (
@@ -189,7 +188,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         if io_binding is not None and not isinstance(io_binding, bool):
             raise ValueError(f"io_binding must be True, False or None (automatic), got {io_binding!r}")
         self.providers: tuple[str, ...] = providers
-        self.provider_options: tuple[dict[str, ProviderOptionValue], ...] = provider_options
+        self.provider_options: tuple[dict[str, ProviderOptionValue], ...] = options
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self.warmup_runs = warmup_runs
@@ -197,7 +196,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         self.rounds = rounds
         self.optimization_level = optimization_level
         self.seed = seed
-        self.device = device if device is not None else _device_of(providers, provider_options)
+        self.device = device if device is not None else _device_of(providers, options)
         self.io_binding = io_binding if io_binding is not None else providers[0] in _CUDA_PROVIDERS
         if quiet_gate is not None and not isinstance(quiet_gate, QuietGate):
             raise ValueError(f"quiet_gate must be a QuietGate or None, got {quiet_gate!r}")

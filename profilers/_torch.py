@@ -21,10 +21,11 @@ from profilers._quiet import QuietGate
 
 if TYPE_CHECKING:
     import torch
+    from torch.nn import Module
 
 __all__ = ["TorchLatency"]
 
-TorchModel = Union["torch.nn.Module", str, os.PathLike]
+TorchModel = Union["torch.nn.Module", str, os.PathLike[str]]
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
@@ -165,7 +166,8 @@ class TorchLatency(LatencyProfiler):
                 f"model must be a torch.nn.Module or the path of a torch.export program, got "
                 f"{type(model).__name__}"
             )
-        return model
+        module: Module = model  # the lazily imported torch is typed as a plain module
+        return module
 
     def _prepare(
         self, model: TorchModel, input_shape: Sequence[int], batch_size: int
@@ -219,7 +221,7 @@ class TorchLatency(LatencyProfiler):
 
     def runner(
         self,
-        model: TorchModel,
+        model: TorchModel,  # type: ignore[override]
         input_shape: Sequence[int],
         *,
         batch_size: int = 1,
@@ -240,7 +242,7 @@ class TorchLatency(LatencyProfiler):
 
     def measure(
         self,
-        model: TorchModel,  # type: ignore[override]
+        model: TorchModel,
         input_shape: Sequence[int],
         *,
         batch_size: int = 1,

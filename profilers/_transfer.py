@@ -155,7 +155,8 @@ class LatencyTransfer:
                 self.feature_scale
             )
             log_ms += x @ np.array(self.feature_weights)
-        return np.exp(log_ms)
+        predicted: np.ndarray = np.exp(log_ms)
+        return predicted
 
     def predict_table(self, archs: Iterable[str] | None = None) -> dict[str, float]:
         """Predicted latency (ms) of every arch the predictor knows, or of ``archs``: a full table for the new device.
@@ -359,7 +360,7 @@ def _fit_one(s: np.ndarray, z: np.ndarray | None, y: np.ndarray, alpha: float | 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """argmin ||a x - b|| over x >= 0, with weights at rounding level set to exactly zero."""
     # SciPy comes with scikit-learn; imported here so that `import profilers` stays cheap.
-    from scipy.optimize import nnls  # type: ignore[import-untyped]
+    from scipy.optimize import nnls
 
     x, _ = nnls(a, b, maxiter=50 * a.shape[1])
     x[x <= 1e-10 * max(1.0, float(x.max(initial=0.0)))] = 0.0
@@ -398,7 +399,7 @@ def _positive(what: str, table: Mapping[str, float], keys: Sequence[str]) -> np.
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
         return math.nan
-    from scipy.stats import spearmanr  # type: ignore[import-untyped]
+    from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
 
