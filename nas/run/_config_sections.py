@@ -314,7 +314,8 @@ class EvalConfig(_Section):
     quantize: Literal["none", "int8"] = "none"
     int8_max_drop: float = Field(default=1.0, ge=0)
     int8_calibration: int = Field(default=256, ge=1, description="training images calibrating INT8 ranges")
-    #: with quantize: int8, score every full-fidelity candidate as INT8 too (error_int8, latency_ms_int8)
+    #: with quantize: int8, score every candidate as INT8 too (error_int8, latency_ms_int8; at fidelity f on
+    #: that share of the validation split)
     quantize_candidates: bool = False
 
     @model_validator(mode="after")

@@ -15,8 +15,9 @@ run's profile, one after the other, so the two latencies are comparable. ``paret
 Latency is ``null`` where the profile's device is not on this machine (an INT8 model cannot be predicted
 from a table measured in float). With several profiles, ``latency_ms@NAME`` gives each measured profile's.
 
-With ``evaluation.quantize_candidates: true`` every candidate scored at full fidelity is also quantized and
-scored (:class:`CandidateInt8`): metrics ``error_int8`` and ``latency_ms_int8``, which may be objectives.
+With ``evaluation.quantize_candidates: true`` every candidate is also quantized and scored
+(:class:`CandidateInt8`; at fidelity f on that share of the validation split): metrics ``error_int8`` and
+``latency_ms_int8``, which may be objectives.
 """
 
 from __future__ import annotations
