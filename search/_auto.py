@@ -13,14 +13,14 @@ __all__ = ["AutoStrategy", "choose"]
 
 #: Budget assumed when none is given: the number of trials ``hwnas search`` runs by default.
 DEFAULT_BUDGET = 120
-#: Largest budget at which the Gaussian-process strategy is picked (see BENCHMARKS.md (g)).
+#: Largest budget at which the Gaussian-process strategy is picked (see BENCHMARKS.md (l)).
 GP_MAX_BUDGET = 200
 
 
 def choose(space: Space, n_objectives: int, budget: int | None) -> tuple[str, dict[str, Any], str]:
     """The strategy ``auto`` runs: ``(name, options, why)``.
 
-    From the NAS-Bench-201 and ZDT/DTLZ figures in BENCHMARKS.md (d) and (g):
+    From the NAS-Bench-201 and ZDT/DTLZ figures in BENCHMARKS.md (d) and (l):
 
     - a budget of at most 200 evaluations (or none given: 120 assumed): ``bayes``, best or level with the
       best at 50, 100 and 200 evaluations on the device problems, the tabular one and ZDT/DTLZ;

@@ -65,7 +65,7 @@ class BayesStrategy(Strategy):
     error; ``"robust"`` lowers values above ``Q3 + 3 IQR`` to that fence and leaves the rest as measured;
     ``"minmax"`` uses the values as they are. ``"auto"`` (the default) is ``"rank"`` for two objectives
     and ``"robust"`` otherwise: on DTLZ2 (3 objectives, smooth) ranks cost regret against ``robust``,
-    on NAS-Bench-201 (2 objectives, degenerate cells) they win (BENCHMARKS.md (g)).
+    on NAS-Bench-201 (2 objectives, degenerate cells) they win (BENCHMARKS.md (l)).
 
     **Acquisition** (``backend="numpy"``, the default). Two objectives, ``acquisition="ehvi"`` (the
     default): the expected hypervolume improvement over the front of the posterior means of the feasible
@@ -87,7 +87,7 @@ class BayesStrategy(Strategy):
     by the space and not proposed before (by :meth:`Strategy.key`); the first ``n_initial``
     configurations are uniform draws.
 
-    **Cost**: see BENCHMARKS.md (g) for the current figures. Before the scaling, kernel, acquisition and
+    **Cost**: see BENCHMARKS.md (l) for the current figures. Before the scaling, kernel, acquisition and
     candidate changes, measured on a shared 2-core machine (one thread; two objectives; 10 parameters, 12
     encoded inputs; 512 random candidates), the numpy backend ran 500 trials in 77 s, 0.15 s per trial on
     average (0.07 s around 100 observations, 0.28 s around 500). Its hyperparameters are re-estimated each time

@@ -66,7 +66,7 @@ def make_strategy(
         _check_options(name, options, ["budget", "seed"])
         return AutoStrategy(budget=budget, seed=seed)
     if name in OPTUNA_NAMES:
-        retries = options.pop("max_retries", 10)
+        retries = options.pop("max_retries", 1)
         return OptunaStrategy(
             sampler=name.split(":", 1)[1], seed=seed, max_retries=retries, sampler_options=options
         )
