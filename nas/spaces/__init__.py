@@ -22,6 +22,7 @@ from nas.spaces._registry import (
     space_to_dict,
     space_variants,
 )
+from nas.spaces._vit import VitSpace
 
 #: The MobileNet family under its family name.
 MobileNetSpace = SupernetSpec
@@ -37,6 +38,7 @@ __all__ = [
     "Subnet",
     "Supernet",
     "SupernetSpec",
+    "VitSpace",
     "arch_key",
     "builtin_space_names",
     "make_divisible",
