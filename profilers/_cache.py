@@ -122,7 +122,7 @@ class MeasurementCache:
                 self._misses += 1
                 return default
             self._hits += 1
-        return json.loads(encoded)  # type: ignore[no-any-return]
+        return json.loads(encoded)
 
     def put(self, key: object, value: JsonValue) -> None:
         """Stores ``value`` under ``key``, replacing any earlier value; saves when autosaving.

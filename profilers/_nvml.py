@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -22,11 +21,12 @@ _Token = tuple[str, ModuleType, object, Any]
 
 def _import_pynvml() -> ModuleType:
     try:
-        return importlib.import_module("pynvml")  # kept lazy: only energy measurements on a GPU need it
+        import pynvml  # kept lazy: only energy measurements on a GPU need it
     except ImportError as exc:
         raise EnergyMeterError(
             "NVML energy needs the nvidia-ml-py package (`pip install nvidia-ml-py`, which provides pynvml)"
         ) from exc
+    return pynvml
 
 
 def _is(pynvml: ModuleType, exc: BaseException, name: str) -> bool:

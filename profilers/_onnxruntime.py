@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -80,7 +79,9 @@ def _device_of(
 
 
 def _import_onnxruntime() -> ModuleType:
-    return importlib.import_module("onnxruntime")  # kept lazy: `import profilers` stays cheap
+    import onnxruntime  # kept lazy: `import profilers` stays cheap
+
+    return onnxruntime
 
 
 class OnnxRuntimeLatency(LatencyProfiler):

@@ -340,7 +340,7 @@ def _image_reader(
 ) -> onnxruntime.quantization.CalibrationDataReader:
     """A ``CalibrationDataReader`` (``base``) over a NumPy array: one ``{input: batch}`` feed per call."""
 
-    class ImageReader(base):  # type: ignore[misc]
+    class ImageReader(base):
         def __init__(self) -> None:
             self._feeds: Iterator[dict[str, np.ndarray]] = (
                 {input_name: images[i : i + batch_size]} for i in range(0, len(images), batch_size)

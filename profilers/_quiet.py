@@ -85,8 +85,7 @@ def _probe_model() -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7  # readable by every ONNX Runtime this project supports
     onnx.checker.check_model(model)
-    serialized: bytes = model.SerializeToString()
-    return serialized
+    return model.SerializeToString()
 
 
 class _Probe:

@@ -21,7 +21,6 @@ from profilers._quiet import QuietGate
 
 if TYPE_CHECKING:
     import torch
-    from torch.nn import Module
 
 __all__ = ["TorchLatency"]
 
@@ -155,7 +154,7 @@ class TorchLatency(LatencyProfiler):
                     "torch.export.save), use OnnxRuntimeLatency for ONNX files"
                 )
             try:
-                return torch.export.load(str(path)).module()  # type: ignore[no-any-return]
+                return torch.export.load(str(path)).module()
             except Exception as exc:
                 raise ValueError(
                     f"{path} could not be loaded with torch.export.load ({exc}); pass an nn.Module or a "
@@ -166,8 +165,7 @@ class TorchLatency(LatencyProfiler):
                 f"model must be a torch.nn.Module or the path of a torch.export program, got "
                 f"{type(model).__name__}"
             )
-        module: Module = model  # the lazily imported torch is typed as a plain module
-        return module
+        return model
 
     def _prepare(
         self, model: TorchModel, input_shape: Sequence[int], batch_size: int

@@ -155,8 +155,7 @@ class LatencyTransfer:
                 self.feature_scale
             )
             log_ms += x @ np.array(self.feature_weights)
-        predicted: np.ndarray = np.exp(log_ms)
-        return predicted
+        return np.exp(log_ms)
 
     def predict_table(self, archs: Iterable[str] | None = None) -> dict[str, float]:
         """Predicted latency (ms) of every arch the predictor knows, or of ``archs``: a full table for the new device.
