@@ -36,7 +36,6 @@ if TYPE_CHECKING:
         ModelRecord,
         SearchConfig,
         SearchResult,
-        search,
         arch_parts,
         executor_for,
         export_onnx,
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
         predict_latency,
         read_metadata,
         reexport,
+        search,
         verify_onnx,
     )
     from nas.spaces import (
@@ -152,7 +152,6 @@ __all__ = [
     "RunError",
     "SearchConfig",
     "SearchResult",
-    "search",
     "SearchSpace",
     "SearchTracker",
     "SpaceError",
@@ -182,6 +181,7 @@ __all__ = [
     "read_metadata",
     "recalibrate_bn",
     "reexport",
+    "search",
     "space_for_input",
     "space_from_dict",
     "space_to_dict",

@@ -122,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--seed", type=_non_negative_int, metavar="N", help="seed of data split, training and search"
     )
-    s.add_argument("--strategy", help="search strategy: nsga2 (default), random, grid, evolution, rl, bayes")
+    s.add_argument(
+        "--strategy",
+        help="search strategy: nsga2 (default), auto (picked by the number of trials), random, grid, evolution, "
+        "rl, bayes, or Optuna's optuna:tpe, optuna:gp, optuna:nsga2, optuna:auto (pip install 'hwnas[bench]')",
+    )
     s.add_argument(
         "--strategy-option",
         action="append",

@@ -144,7 +144,7 @@ class OnnxRuntimeLatency(LatencyProfiler):
         quiet_gate: QuietGate | None = None,
     ) -> None:
         if isinstance(providers, str):
-            raise ValueError(  # noqa: TRY004  # a usage error like the others here
+            raise ValueError(  # a usage error like the others here
                 f"providers must be a sequence of provider names, e.g. [{providers!r}]"
             )
         providers = tuple(providers)

@@ -36,7 +36,10 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     scales = [axis_scale(o, [t.values[k] for t in done]) for k, o in enumerate(objectives)]
     done = [t.replace(values=tuple(v * s[1] for v, s in zip(t.values, scales))) for t in done]
     for ax, (i, j) in zip(axes[0], pairs):
-        label = lambda k: scales[k][0]
+
+        def label(k: int) -> str:
+            return scales[k][0]
+
         if i == j:
             ax.plot([t.number for t in done], [t.values[i] for t in done], ".", color="0.6")
             ax.set_xlabel("trial")

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nas._errors import RunError
+    from nas.run._api import search
     from nas.run._config import ConfigError, SearchConfig, load_config, resume_config
     from nas.run._distributed import EvaluationPool, executor_for
     from nas.run._evaluator import CandidateEvaluator
-    from nas.run._api import search
     from nas.run._experiment import Experiment, SearchResult
     from nas.run._export import export_onnx, read_metadata, verify_onnx
     from nas.run._front import ModelRecord, export_model, load_trained_members, reexport
@@ -58,7 +58,6 @@ __all__ = [
     "RunError",
     "SearchConfig",
     "SearchResult",
-    "search",
     "arch_parts",
     "executor_for",
     "export_model",
@@ -70,6 +69,7 @@ __all__ = [
     "read_metadata",
     "reexport",
     "resume_config",
+    "search",
     "verify_onnx",
 ]
 

@@ -17,7 +17,7 @@ from nas.run._objectives import (
     objective_unit,
 )
 
-__all__ = ["DATASET_NAMES", "DATASET_OPTIONS", "strategy_names", "make_strategy", "ConfigError", "DataConfig", "SupernetConfig", "SpaceConfig", "SearchSection", "EvalConfig", "BudgetConfig", "TrackingConfig", "ExecutionConfig", "parse_duration"]
+__all__ = ["DATASET_NAMES", "DATASET_OPTIONS", "BudgetConfig", "ConfigError", "DataConfig", "EvalConfig", "ExecutionConfig", "SearchSection", "SpaceConfig", "SupernetConfig", "TrackingConfig", "make_strategy", "parse_duration", "strategy_names"]
 
 
 DATASET_NAMES = ("digits", "digits-hard", "cifar10", "folder", "python")
@@ -41,21 +41,29 @@ _NAME_MAX = 100
 
 
 def strategy_names() -> list[str]:
-    """Names ``search.strategy`` accepts: every strategy registered in ``search.STRATEGIES``."""
-    from search import STRATEGIES
+    """Names ``search.strategy`` accepts: hwnas's strategies, ``auto`` (picked by budget) and ``optuna:NAME``."""
+    import search
 
-    return list(STRATEGIES)
+    return list(search.strategy_names())
 
 
 def make_strategy(section: SearchSection, *, seed: int) -> Any:
-    """The strategy a search section names, with its options (and ``population`` where it has one)."""
+    """The strategy a search section names, with its options (and ``population`` where it has one); ``auto``
+    picks by the section's number of trials, ``optuna:*`` wraps Optuna's samplers (an optional extra)."""
     import inspect
 
-    from search import STRATEGIES
+    import search
 
-    cls = STRATEGIES[section.strategy]
-    params = inspect.signature(cls.__init__).parameters
     options = dict(section.strategy_options)
+    if section.strategy not in search.STRATEGIES:  # auto, optuna:*
+        try:
+            return search.make_strategy(section.strategy, seed=seed, budget=section.trials, **options)
+        except ImportError as e:
+            raise ValueError(f"strategy {section.strategy!r}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"strategy {section.strategy!r}: {e}") from None
+    cls = search.STRATEGIES[section.strategy]
+    params = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(options) - set(params) - {"self"})
     if unknown:
         valid = [p for p in params if p not in ("self", "seed")]

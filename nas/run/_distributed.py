@@ -47,7 +47,7 @@ from nas.run._locks import ClusterError, _import_distributed
 from nas.run._recipe import EvaluatorRecipe
 from search import Trial
 
-__all__ = ["DEFAULT_ALLOWED_FAILURES", "DEFAULT_CONNECT_TIMEOUT_S", "Objective", "RemoteEvaluator", "WorkerStats", "EvaluationPool", "executor_for"]
+__all__ = ["DEFAULT_ALLOWED_FAILURES", "DEFAULT_CONNECT_TIMEOUT_S", "EvaluationPool", "Objective", "RemoteEvaluator", "WorkerStats", "executor_for"]
 
 
 if TYPE_CHECKING:

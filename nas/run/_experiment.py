@@ -30,12 +30,12 @@ from nas.run._config import (
 from nas.run._evaluator import CandidateEvaluator
 from nas.run._front import ModelRecord, member_checkpoint
 from nas.run._multi import build_evaluator
-from nas.run._summary import undertrained_warning
 from nas.run._progress import estimated_energy_note
 from nas.run._rebuild import discard_new_run, open_run, write_config
 from nas.run._results import export_results, has_feasible
 from nas.run._run_lock import RunLock
-from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, space_for_input, space_ref
+from nas.run._summary import undertrained_warning
+from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, arch_key, space_for_input, space_ref
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
 from nas.training._device import DeviceError, resolve_device, resolve_precision
 from nas.training._distributed_train import (
@@ -173,7 +173,7 @@ class Experiment:
         return open_run(self.run_dir, self.config, resume=self.resume, note=getattr(self.reporter, "note", print))
 
     def make_strategy(self) -> Strategy:
-        return make_strategy(self.config.search, seed=self.config.seed)  # type: ignore[no-any-return]
+        return make_strategy(self.config.search, seed=self.config.seed)
 
     # -- the run -------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -364,9 +364,13 @@ class Experiment:
                     constraints=self.constraints,
                     storage=storage,
                     annotate=lambda params: {"arch": spec.arch_from_params(params)},
+                    # two params that build the same network are one candidate: never evaluated twice
+                    canonical=lambda params: arch_key(spec.arch_from_params(params)),
                 )
             except ValueError as e:  # a strategy that cannot search this space says why
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
+            if hasattr(study.strategy, "describe") and hasattr(self.reporter, "note"):
+                self.reporter.note(f"strategy: {study.strategy.describe()}")  # e.g. what auto picked
             storage.set_meta("config", cfg.model_dump(mode="json"))
             storage.set_meta("supernet", spec.to_dict())
             storage.set_meta("search_space", space_ref(spec))

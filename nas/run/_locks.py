@@ -19,7 +19,7 @@ from typing import Any
 
 from hardware_profiles import HardwareProfile
 
-__all__ = ["DASK_EXTRA", "ClusterError", "MissingDaskError", "measure_device", "MeasureLock"]
+__all__ = ["DASK_EXTRA", "ClusterError", "MeasureLock", "MissingDaskError", "measure_device"]
 
 
 DASK_EXTRA = "pip install 'hwnas[dask]'"

@@ -83,7 +83,7 @@ class RunLock:
             finally:
                 os.close(fd)
 
-    def __enter__(self) -> RunLock:  # noqa: PYI034 - not subclassed
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(

@@ -5,7 +5,7 @@ from nas.sustainability._tracker import BudgetExceeded, Budgets, PhaseTotals, Se
 __all__ = [
     "BudgetExceeded",
     "Budgets",
-    "method_of",
     "PhaseTotals",
     "SearchTracker",
+    "method_of",
 ]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 from nas._schemas import SustainabilityFile
 from profilers import cpu_model_name
 

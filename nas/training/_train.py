@@ -284,7 +284,7 @@ def train_supernet(
             if shift or flip:
                 augment_rng = torch.Generator().manual_seed(augment_seed)
                 batches = (
-                    (augment_batch(x, augment_rng, shift=shift, flip=flip, fill=fills), y) for x, y in batches
+                    (augment_batch(x, augment_rng, shift=shift, flip=flip, fill=fill), y) for x, y in batches
                 )
             arch_rng = np.random.default_rng(arch_seed)  # the same on every rank: the same archs
             report = None
@@ -404,7 +404,7 @@ class _WeightAverage:
 
     def __init__(self, model: nn.Module, first_step: int) -> None:
         self.first_step = first_step
-        self.params = [p for p in model.parameters()]
+        self.params = list(model.parameters())
         self.count = 0
         self.mean: list[torch.Tensor] = []
 

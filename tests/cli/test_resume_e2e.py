@@ -150,9 +150,9 @@ def test_kill_9_during_training_and_search_then_resume_gives_the_same_study(refe
     got, want = trials(run), trials(reference)
     assert [t[:2] for t in got] == [t[:2] for t in want]  # the same candidates, in the same order
     assert got == want  # and the same results: nothing lost, nothing evaluated twice
-    front = lambda r: sorted(
-        (m["id"], m["metrics"]["error"]) for m in json.loads((r / "pareto.json").read_text())["models"]
-    )
+    def front(r):
+        return sorted((m["id"], m["metrics"]["error"]) for m in json.loads((r / "pareto.json").read_text())["models"])
+
     assert front(run) == front(reference)
 
 

@@ -15,10 +15,10 @@ from nas.spaces._mobilenet import SupernetSpec
 from nas.spaces._mobilenet_net import Supernet
 from profilers._lut import LatencyTable, LutError, fit_linear
 
-TINY = dict(
-    stage_channels=(8, 12), stage_strides=(1, 2), depth_choices=(1, 2), kernel_choices=(3, 5),
-    expand_choices=(2, 3), width_choices=(0.5, 1.0), head_channels=16,
-)  # fmt: skip
+TINY = {
+    "stage_channels": (8, 12), "stage_strides": (1, 2), "depth_choices": (1, 2), "kernel_choices": (3, 5),
+    "expand_choices": (2, 3), "width_choices": (0.5, 1.0), "head_channels": 16,
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,8 @@ def test_every_arch_is_made_of_known_parts_with_the_shapes_it_really_runs_at():
         net = supernet.subnet(arch)
         seen: list[tuple[int, ...]] = []
         hooks = [
-            b.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[1:]))) for b in net.blocks
+            b.register_forward_hook(lambda m, i, o, seen=seen: seen.append(tuple(i[0].shape[1:])))
+            for b in net.blocks
         ]
         net(torch.zeros(1, 1, 8, 8))
         for h in hooks:

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
 from nas.spaces._mobilenet import SupernetSpec
 from nas.spaces._mobilenet_net import InvertedResidual, Subnet, Supernet
+from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
 
 TINY = SupernetSpec(stage_channels=(8, 12), stage_strides=(1, 2), head_channels=32)
 

@@ -149,7 +149,7 @@ def test_result_is_frozen_and_json_ready() -> None:
 
 def test_constant_measurements_leave_spearman_undefined_not_invented() -> None:
     tables = _tables()
-    transfer = fit_latency_transfer({k: 5.0 for k in ARCHS[:5]}, sources=tables)
+    transfer = fit_latency_transfer(dict.fromkeys(ARCHS[:5], 5.0), sources=tables)
     assert transfer.predict(ARCHS[50]) == pytest.approx(5.0)
     assert math.isnan(transfer.fit.loo_spearman)
     assert transfer.fit.to_dict()["loo_spearman"] is None

@@ -42,7 +42,7 @@ def test_the_population_is_the_last_p_trials_told_failed_ones_included():
 def test_the_tournament_prefers_a_feasible_member_to_dominating_infeasible_or_failed_ones(bad):
     s = EvolutionStrategy(population_size=4, sample_size=4, mutation_rate=1e-9, seed=0)
     s.setup(SPACE, OBJECTIVES)
-    for i in range(4):  # the random start
+    for _ in range(4):  # the random start
         s.ask()
     feasible = {"a": 0, "b": 0, "c": "x"}
     others = [{"a": 9, "b": 9, "c": "z"}, {"a": 9, "b": 8, "c": "z"}, {"a": 8, "b": 9, "c": "z"}]
