@@ -22,8 +22,9 @@ import torch
 import yaml
 from torch.utils.data import TensorDataset
 
-from nas import DataSplits, SearchConfig, Supernet, SupernetSpec, load_config, load_dataset, train_supernet
+from nas import DataSplits, SearchConfig, load_config, load_dataset, train_supernet
 from nas.run._config import loader_options as _loader_options
+from nas.spaces import ElasticSupernet, SearchSpace, space_for_input, space_ref
 from nas.training._train import _LATER_SETTINGS as LATER_TRAINING_SETTINGS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -163,13 +164,14 @@ def load_data(cfg: SearchConfig, train_fraction: float = 1.0) -> DataSplits:
     return data
 
 
-def supernet_spec(cfg: SearchConfig, data: DataSplits) -> SupernetSpec:
-    return SupernetSpec.for_input(
-        data.in_channels, data.image_size, data.num_classes, **cfg.supernet.spec_overrides()
+def supernet_spec(cfg: SearchConfig, data: DataSplits) -> SearchSpace:
+    """The config's space sized for ``data`` (the MobileNet of the demo unless ``space.name`` says otherwise)."""
+    return space_for_input(
+        cfg.space.name, data.in_channels, data.image_size, data.num_classes, cfg.space_options()
     )
 
 
-def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: float = 1.0) -> dict[str, Any]:
+def training_settings(cfg: SearchConfig, spec: SearchSpace, train_fraction: float = 1.0) -> dict[str, Any]:
     """Everything the trained weights depend on: the key of the cache."""
     s = cfg.supernet
     extra: dict[str, Any] = {"train_fraction": train_fraction} if train_fraction < 1.0 else {}
@@ -180,6 +182,8 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
     kwargs = s.train_kwargs()
     kwargs["zero_init_residual"] = s.zero_init_residual
     extra |= {k: kwargs[k] for k, old in LATER_TRAINING_SETTINGS.items() if kwargs.get(k, old) != old}
+    if space_ref(spec) != "mobilenet":  # only for other spaces, so older caches stay valid
+        extra["space"] = space_ref(spec)
     return {
         **extra,
         "dataset": cfg.data.name,
@@ -196,7 +200,7 @@ def training_settings(cfg: SearchConfig, spec: SupernetSpec, train_fraction: flo
 
 def trained_supernet(
     cfg: SearchConfig, out: Path, *, train_fraction: float = 1.0, supernet_seed: int | None = None
-) -> tuple[DataSplits, Supernet, dict[str, Any]]:
+) -> tuple[DataSplits, ElasticSupernet, dict[str, Any]]:
     """Data and the supernet trained exactly as ``Experiment.run`` trains it, cached under ``out/cache``.
 
     ``train_fraction`` < 1 trains on a stratified share of the training split only (see :func:`load_data`).
@@ -223,7 +227,7 @@ def trained_supernet(
     log(
         f"supernet: {'loading or resuming' if path.is_file() else 'training'} {path} ({cfg.supernet.epochs} epochs)"
     )
-    supernet = Supernet(spec, seed=seed, zero_init_residual=cfg.supernet.zero_init_residual)
+    supernet = spec.build_supernet(seed=seed, zero_init_residual=cfg.supernet.zero_init_residual)
     t0 = time.perf_counter()
     result = train_supernet(
         supernet,

@@ -55,6 +55,8 @@ from nas import (
     load_digits_hard,
 )
 from nas.run._config import DATASET_OPTIONS
+from nas.spaces import SearchSpace, VitSpace, space_from_dict, space_ref
+from nas.spaces._vit import mlp_hidden
 
 NAME = "ranking_fidelity"
 #: Supernet training settings ``--supernet-option`` may change.
@@ -74,12 +76,15 @@ STANDALONE_OPTIONS = ("shift", "flip", "epochs", "lr", "weight_decay")
 #: Stand-alone settings that join a job's cache key only when set (older caches stay valid).
 AUGMENT_FIELDS = ("shift", "flip")
 MOMENTUM = 0.9
+#: Training settings a space other than the demo's MobileNet starts from, for the supernet and the stand-alone
+#: nets alike (those of its example config: examples/vit.yaml).
+SPACE_TRAINING: dict[str, dict[str, Any]] = {"vit": {"supernet.batch_size": 32, "supernet.lr": 0.03}}
 
 
 # -- which subnets ---------------------------------------------------------------------------------------
 
 
-def select_archs(spec: SupernetSpec, n: int, seed: int, pool: int = 400) -> list[dict[str, Any]]:
+def select_archs(spec: SearchSpace, n: int, seed: int, pool: int = 400) -> list[dict[str, Any]]:
     """``n`` distinct random archs spread over model size.
 
     Draws ``pool`` distinct archs uniformly over the choices (as the sandwich rule samples them), sorts them
@@ -92,8 +97,33 @@ def select_archs(spec: SupernetSpec, n: int, seed: int, pool: int = 400) -> list
     while len(seen) < pool:
         arch = spec.random_arch(rng)
         seen.setdefault(arch_key(arch), arch)
-    sized = sorted(seen.values(), key=lambda a: (conv_weights(spec, a), arch_key(a)))
+    sized = sorted(seen.values(), key=lambda a: (arch_size(spec, a), arch_key(a)))
     return [sized[int((i + 0.5) * len(sized) / n)] for i in range(n)]
+
+
+def arch_size(spec: SearchSpace, arch: dict[str, Any]) -> int:
+    """A cheap size measure of an arch: :func:`conv_weights` or, for the ViT, :func:`vit_weights`."""
+    if isinstance(spec, VitSpace):
+        return vit_weights(spec, arch)
+    assert isinstance(spec, SupernetSpec), f"no size measure for {type(spec).__name__}"
+    return conv_weights(spec, arch)
+
+
+def vit_weights(spec: VitSpace, arch: dict[str, Any]) -> int:
+    """Weights of the encoder layers' linear maps (query/key/value, projection, MLP)."""
+    d = int(arch["embed"])
+    return sum(
+        4 * d * heads * spec.head_dim + 2 * d * mlp_hidden(d, ratio)
+        for heads, ratio in zip(arch["heads"], arch["mlp_ratio"], strict=True)
+    )
+
+
+def arch_cells(arch: dict[str, Any]) -> tuple[str, str]:
+    """Two short columns describing an arch: width and depths, or embedding and heads / MLP ratios."""
+    if "embed" in arch:
+        ratios = "-".join(f"{r:g}" for r in arch["mlp_ratio"])
+        return str(arch["embed"]), f"{'-'.join(map(str, arch['heads']))} / {ratios}"
+    return str(arch["width"]), "-".join(map(str, arch["depth"]))
 
 
 def conv_weights(spec: SupernetSpec, arch: dict[str, Any]) -> int:
@@ -191,9 +221,7 @@ def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
         )
         _DATA[key] = common.load_data(cfg, job["train_fraction"])
     data = _DATA[key]
-    spec = SupernetSpec.from_dict(job["spec"])
-    net = Supernet(spec, seed=0).subnet(job["arch"])  # only the architecture is used: weights are reset
-    reinitialise(net, job["seed"])
+    net = fresh_net(job)
     crop_unreachable_taps(net, data.input_shape)
     x_all, y_all = data.train.tensors
     y_all = y_all.long()
@@ -243,9 +271,21 @@ def train_standalone(job: dict[str, Any]) -> dict[str, Any]:
     return {"val_error": evaluate_error(net, data.val), "final_loss": total / seen, "seconds": seconds}
 
 
+def fresh_net(job: dict[str, Any]) -> nn.Module:
+    """The job's arch with fresh weights seeded by the job: the MobileNet re-initialised by
+    :func:`reinitialise`; another space's subnet taken from a supernet it builds from seed ``1000 + seed``
+    (its own initialisation scheme, apart from the seeds the benchmark's supernets are trained from)."""
+    space = space_from_dict({"space": job.get("space", "mobilenet"), "options": job["spec"]})
+    if isinstance(space, SupernetSpec):
+        net = Supernet(space, seed=0).subnet(job["arch"])  # only the architecture is used: weights are reset
+        reinitialise(net, job["seed"])
+        return net
+    return space.build_supernet(seed=1000 + job["seed"]).subnet(job["arch"]).train()
+
+
 def load_standalone(job: dict[str, Any], input_shape: tuple[int, int, int]) -> nn.Module:
     """The net ``train_standalone`` trained for ``job``, rebuilt from its saved weights (in eval mode)."""
-    net = Supernet(SupernetSpec.from_dict(job["spec"]), seed=0).subnet(job["arch"])
+    net = fresh_net(job)
     crop_unreachable_taps(net, input_shape)  # the saved weights are the cropped ones
     net.load_state_dict(torch.load(job["weights"], weights_only=True))
     return net.eval()
@@ -297,7 +337,7 @@ def _recipe_key(job: dict[str, Any]) -> str:
     fields = ("dataset", "data_seed", "train_fraction", "epochs", "batch_size", "lr", "weight_decay", "seed")
     key = [arch_key(job["arch"]), json.dumps(job["spec"], sort_keys=True), [job[f] for f in fields]]
     optional = {f: job[f] for f in (*AUGMENT_FIELDS, "data_options") if job.get(f)}
-    return json.dumps(key + [optional] if optional else key)
+    return json.dumps([*key, optional] if optional else key)
 
 
 def run_standalone(jobs: list[dict[str, Any]], cache_path: Path, workers: int) -> list[dict[str, Any]]:
@@ -373,6 +413,17 @@ def agreement(inherited: np.ndarray, per_seed: np.ndarray, resamples: int = 2000
 # -- the benchmark ---------------------------------------------------------------------------------------
 
 
+def _space_fields(name: str) -> tuple[str, ...]:
+    """The options ``--space-option`` may set: the space's ``for_input`` options (its dataclass fields)."""
+    import dataclasses
+
+    from nas.spaces import resolve_space
+
+    cls = resolve_space(name)
+    fields = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+    return tuple(f for f in fields if f not in ("in_channels", "image_size", "num_classes"))
+
+
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--subnets", type=int, default=None, help="random subnets (default 15, quick 5)")
@@ -391,6 +442,19 @@ def main() -> None:
         default="digits",
         help="built-in dataset: digits (the demo's) or digits-hard (shifted, cluttered, noisy digits, "
         "where subnets differ in accuracy; default digits)",
+    )
+    p.add_argument(
+        "--space",
+        default="mobilenet",
+        help="search space: mobilenet (the demo's, default) or vit (trained with batch 32 and learning rate "
+        "0.03, as examples/vit.yaml, supernet and stand-alone nets alike)",
+    )
+    p.add_argument(
+        "--space-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the space (space.options), e.g. depth_choices=[2,3] (repeatable; VALUE is read as YAML)",
     )
     p.add_argument(
         "--data-option",
@@ -494,6 +558,11 @@ def main() -> None:
     started = time.perf_counter()
 
     overrides: dict[str, Any] = {"data.name": args.dataset}
+    if args.space != "mobilenet":
+        overrides |= {"space.name": args.space, **SPACE_TRAINING.get(args.space, {})}
+    space_options = dict(common.key_values(p, "--space-option", args.space_option, _space_fields(args.space)))
+    if space_options:
+        overrides["space.options"] = space_options
     data_options = common.key_values(
         p, "--data-option", args.data_option, DATASET_OPTIONS.get(args.dataset, ())
     )
@@ -522,6 +591,8 @@ def main() -> None:
     spec = supernet.spec
     variant = "".join(
         [
+            f"-{args.space}" if args.space != "mobilenet" else "",
+            *(f"-{o.replace('=', '')}" for o in args.space_option),
             f"-{args.dataset}" if args.dataset != "digits" else "",
             *(f"-{o.replace('=', '')}" for o in args.data_option),
             "-quick" if args.quick else "",
@@ -561,6 +632,7 @@ def main() -> None:
             "index": i,
             "arch": arch,
             "spec": spec.to_dict(),
+            **({"space": space_ref(spec)} if space_ref(spec) != "mobilenet" else {}),
             "seed": seed,
             "dataset": cfg.data.name,
             **({"data_options": dict(cfg.data.options)} if cfg.data.options else {}),
@@ -635,8 +707,7 @@ def main() -> None:
         rows.append(
             [
                 i,
-                arch["width"],
-                "-".join(map(str, arch["depth"])),
+                *arch_cells(arch),
                 f"{m['params'] / 1e3:.1f}k",
                 f"{m['error']:.2f}",
                 " / ".join(f"{e:.2f}" for e in per_seed[i]),
@@ -677,6 +748,8 @@ def main() -> None:
     path = common.write_json(args.out / f"{NAME}{variant}.json", payload)
 
     described = [
+        *([f"space {args.space}"] if args.space != "mobilenet" else []),
+        *([f"space {o}" for o in args.space_option]),
         *(["quick"] if args.quick else []),
         *([f"data {o}" for o in args.data_option]),
         *(
@@ -751,8 +824,7 @@ def main() -> None:
         common.table(
             [
                 "#",
-                "width",
-                "depth",
+                *(("embed", "heads / mlp ratio per layer") if "embed" in archs[0] else ("width", "depth")),
                 "params",
                 "inherited err %",
                 "stand-alone err % (per seed)",
