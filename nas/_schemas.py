@@ -158,4 +158,4 @@ class TimingsFile(_File):
             raise RunFileError(f"{name or 'timings.json'} is not valid JSON ({e})") from None
         if isinstance(data, dict) and "format_version" not in data:  # version 0: a flat mapping
             data = {"seconds": {k: v for k, v in data.items() if isinstance(v, (int, float))}}
-        return super().read_text(json.dumps(data), name=name or "timings.json")  # type: ignore[no-any-return]
+        return super().read_text(json.dumps(data), name=name or "timings.json")

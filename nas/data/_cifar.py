@@ -63,7 +63,7 @@ class _CifarUnpickler(pickle.Unpickler):
             raise _ForbiddenPickle(f"it references {module}.{name}, which a CIFAR-10 file never does")
         if module.startswith("numpy.core.") and hasattr(np, "_core"):
             module = "numpy._core." + module.removeprefix("numpy.core.")  # numpy 2 moved numpy.core
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
 
 
 def _resolve_cifar_folder(root: str | os.PathLike[str]) -> Path:

@@ -6,9 +6,11 @@ Nothing is downloaded: scikit-learn ships the digits.
 from __future__ import annotations
 
 import numbers
+from typing import cast
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from nas.data._splits import (
     DatasetError,
@@ -80,10 +82,12 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.2, test_fraction: floa
     mean, std = _channel_stats(pixels[parts["train"]], max_pixel)
     normalised = ((pixels / max_pixel - mean[0]) / std[0]).astype(np.float32)
 
-    def make(indices: np.ndarray) -> _LabelledTensorDataset:
-        return _LabelledTensorDataset(
+    def make(indices: np.ndarray) -> Dataset[tuple[torch.Tensor, int]]:
+        # Typed by torch as a TensorDataset (tuples of tensors); it yields (image, int label).
+        dataset = _LabelledTensorDataset(
             torch.from_numpy(normalised[indices]), torch.from_numpy(labels[indices]), indices
         )
+        return cast(Dataset[tuple[torch.Tensor, int]], dataset)
 
     return DataSplits(
         train=make(parts["train"]),

@@ -43,6 +43,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -202,7 +203,11 @@ def _check_options(
 
     if augment not in (0, 1, True, False) or isinstance(augment, float):
         raise DatasetError(f"augment must be 1 (random resized crop and flip) or 0 (none), got {augment!r}")
-    if not isinstance(min_scale, numbers.Real) or isinstance(min_scale, bool) or not 0 < min_scale <= 1:
+    if (
+        not isinstance(min_scale, numbers.Real)
+        or isinstance(min_scale, bool)
+        or not 0 < cast(float, min_scale) <= 1  # typeshed's Real lacks __gt__, which `0 < x` calls
+    ):
         raise DatasetError(
             f"min_scale must be a number in (0, 1] (share of the image's area), got {min_scale!r}"
         )

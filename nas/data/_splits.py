@@ -149,7 +149,7 @@ class DataSplits:
 def _len_or_none(dataset: object) -> int | None:
     if dataset is None or not hasattr(dataset, "__len__"):
         return None
-    return len(dataset)  # type: ignore[arg-type]
+    return len(dataset)
 
 
 class _LabelledTensorDataset(TensorDataset):

@@ -129,7 +129,7 @@ def from_datasets(
                 f"{split} must be a map-style torch Dataset with __len__ and __getitem__, "
                 f"got {type(dataset).__name__}"
             )
-        if len(dataset) == 0:  # type: ignore[arg-type]
+        if len(dataset) == 0:
             raise DatasetError(f"{split} dataset is empty")
         item_shape, label = _check_item(dataset[0], split, 0)
         if shape is None:

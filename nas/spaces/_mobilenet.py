@@ -181,7 +181,11 @@ class SupernetSpec(SearchSpace):
         kwargs.update(options)
         return cls(**kwargs)
 
-    def build_supernet(self, *, seed: int = 0, zero_init_residual: bool = False) -> ElasticSupernet:
+    def build_supernet(
+        self, *, seed: int = 0, zero_init_residual: bool = False, **options: Any
+    ) -> ElasticSupernet:
+        if options:
+            raise TypeError(f"unknown mobilenet supernet option {min(options)!r}; valid: zero_init_residual")
         return Supernet(self, seed=seed, zero_init_residual=zero_init_residual)
 
     def describe(self) -> str:
@@ -200,7 +204,8 @@ class SupernetSpec(SearchSpace):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SupernetSpec:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     # -- sizes ---------------------------------------------------------------------------------------
     @property

@@ -6,7 +6,7 @@ import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nas.spaces._protocol import REQUIRED_METHODS, SearchSpace
 
@@ -76,7 +76,7 @@ def check_space_class(cls: Any, ref: str) -> type[SearchSpace]:
             f"space {ref!r} does not meet the search-space protocol: it lacks {', '.join(missing)} "
             "(subclass nas.spaces.SearchSpace and define them)"
         )
-    return cls  # type: ignore[no-any-return]
+    return cast("type[SearchSpace]", cls)  # checked above: it has every method the protocol requires
 
 
 def resolve_space(space: str | type[SearchSpace] | SearchSpace) -> type[SearchSpace]:

@@ -27,10 +27,13 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas._schemas import SustainabilityFile
 from profilers import cpu_model_name
+
+if TYPE_CHECKING:
+    from codecarbon.emissions_tracker import BaseEmissionsTracker
 
 __all__ = ["BudgetExceeded", "Budgets", "PhaseTotals", "SearchTracker", "method_of"]
 
@@ -221,6 +224,7 @@ class SearchTracker:
         with warnings.catch_warnings():
             # save_to_file is deprecated in codecarbon 3 but is the spelling every supported version reads.
             warnings.simplefilter("ignore", DeprecationWarning)
+            tracker: BaseEmissionsTracker
             if self.online:
                 tracker = codecarbon.EmissionsTracker(**kwargs)
             else:

@@ -147,7 +147,8 @@ def prepare_model(model: nn.Module, device: torch.device, precision: str) -> boo
     on cuDNN's autotuner on CUDA; returns whether inputs should be made channels-last too."""
     channels_last = use_channels_last(model, device, precision)
     if channels_last:
-        model.to(device=device, memory_format=torch.channels_last)
+        # nn.Module.to accepts memory_format (documented), but torch's overloads for it leave it out.
+        model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     else:
         model.to(device)
     if device.type == "cuda":

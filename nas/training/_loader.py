@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -30,7 +31,7 @@ def train_loader(
     on CUDA the batches are put in pinned memory so that copies to the GPU can overlap computation.
     """
     pin = device.type == "cuda"
-    extra = {"num_workers": workers, "persistent_workers": False} if workers else {}
+    extra: dict[str, Any] = {"num_workers": workers, "persistent_workers": False} if workers else {}
     if world_size > 1:
         sampler = ShardedBatchSampler(
             len(dataset),  # type: ignore[arg-type]
