@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,8 +75,9 @@ def make_strategy(section: SearchSection, *, seed: int) -> Any:
         )
     if "population_size" in params and "population_size" not in options:
         options["population_size"] = section.population
+    build: Callable[..., Any] = cls  # every strategy takes seed=; its options were checked above
     try:
-        return cls(seed=seed, **options)
+        return build(seed=seed, **options)
     except TypeError as e:
         given = ", ".join(f"{k}={v!r}" for k, v in section.strategy_options.items())
         raise ValueError(f"strategy {section.strategy!r}: an option has the wrong type ({given}): {e}") from None

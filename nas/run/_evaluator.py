@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -318,7 +318,7 @@ class CandidateEvaluator:
         cache_key = json.dumps(key if method == "measured" else [*key, method])
         cached = self.cache.get(cache_key)
         if cached is not None:
-            return dict(cached)
+            return dict(cast("dict[str, float]", cached))  # an entry this method stored
         model = model.cpu()  # scored where the supernet trained; exported (and timed) from the CPU
         t0 = time.perf_counter()
         if onnx_path is None:

@@ -267,6 +267,7 @@ class Experiment:
         members: list[ElasticSupernet] = []
         # only what differs from a plain initialisation, so that spaces without the option still build
         init_options = {"zero_init_residual": True} if cfg.supernet.zero_init_residual else {}
+        worker_options: dict[str, Any] = {"workers": cfg.data.workers} if cfg.data.workers else {}
         stopped_in_training = False
         trained_epochs = 0
         train_log = TrainLog(self.run_dir / "train.log")  # at most a line every 30 s, and every epoch
@@ -302,7 +303,7 @@ class Experiment:
                         supernet,
                         # image folders hand the loop augmented crops, decoded by data.workers processes
                         getattr(data.train, "for_training", data.train),
-                        **({"workers": cfg.data.workers} if cfg.data.workers else {}),
+                        **worker_options,
                         **cfg.supernet.train_kwargs(),
                         fill=data.black,
                         seed=cfg.seed + k,
@@ -466,12 +467,13 @@ class Experiment:
         )
         spec = self.build_space(data)
         init_options = {"zero_init_residual": True} if cfg.supernet.zero_init_residual else {}
+        worker_options: dict[str, Any] = {"workers": cfg.data.workers} if cfg.data.workers else {}
         try:
             for k in range(cfg.supernet.members):
                 train_supernet(
                     spec.build_supernet(seed=cfg.seed + k, **init_options),
                     getattr(data.train, "for_training", data.train),
-                    **({"workers": cfg.data.workers} if cfg.data.workers else {}),
+                    **worker_options,
                     **cfg.supernet.train_kwargs(),
                     fill=data.black,
                     seed=cfg.seed + k,

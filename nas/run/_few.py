@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from nas.spaces import Arch, SearchSpace, arch_key, space_ref
 from profilers import (
     LatencyTable,
     LutError,
+    TorchLatency,
     TransferError,
     fit_latency_transfer,
     latency_profiler_from_profile,
@@ -419,7 +420,8 @@ def _measurer(
     def measure(arch: Arch) -> float:
         model = supernet.subnet(arch).eval()
         if profile.runtime == "torch":
-            return float(latency.measure(model, shape, batch_size=profile.batch_size).median_ms)
+            torch_latency = cast(TorchLatency, latency)  # a torch profile's backend, which measures modules
+            return float(torch_latency.measure(model, shape, batch_size=profile.batch_size).median_ms)
         with tempfile.TemporaryDirectory(prefix="hwnas-few-") as tmp:
             path = export_onnx(model, Path(tmp) / "arch.onnx", shape, batch_size=profile.batch_size)
             return float(latency.measure(path, shape, batch_size=profile.batch_size).median_ms)

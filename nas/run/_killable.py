@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["KillableExecutor"]
 
 
-class _ChildFuture(cf.Future):  # type: ignore[type-arg]
+class _ChildFuture(cf.Future):
     """A future whose ``cancel()`` kills the child process computing it."""
 
     def __init__(self) -> None:
@@ -68,7 +68,7 @@ class KillableExecutor(cf.Executor):
         self._futures: set[_ChildFuture] = set()
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:  # type: ignore[type-arg]
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         future = _ChildFuture()
         receive, send = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(target=_child, args=(fn, args, kwargs, send), daemon=True)

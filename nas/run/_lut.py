@@ -74,8 +74,8 @@ def measure_table(
     ]
     models: list[tuple[str, nn.Module, tuple[int, ...]]] = [("empty", _Empty(), sample)]
     for key, how in parts.items():
-        module, shape = spec.build_part(supernet, how)
-        models.append((key, module, tuple(shape)))
+        part, part_shape = spec.build_part(supernet, how)
+        models.append((key, part, tuple(part_shape)))
     models += [(f"arch:{i}", supernet.subnet(arch).eval(), sample) for i, arch in enumerate(archs)]
     total = len(models) * (1 + rounds)
     best: dict[str, tuple[float, float]] = {}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -40,7 +41,7 @@ class ProgressReporter:
         self.every = every
         self.batch_every_s = batch_every_s
         self.clock = clock
-        self._batch_task: int | None = None
+        self._batch_task: TaskID | None = None
         self._last_batch_line: float | None = None
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -52,7 +53,7 @@ class ProgressReporter:
             console=self.console,
             transient=False,
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._t0 = time.perf_counter()
         self._failed = 0
         self._tracker: Any = None
@@ -61,7 +62,7 @@ class ProgressReporter:
         """Shows the energy the run has spent so far (a :class:`nas.SearchTracker`)."""
         self._tracker = tracker
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> ProgressReporter:
         if self.live:
             self._progress.start()
         return self

@@ -45,7 +45,7 @@ __all__ = [
 _MODEL_FILE = re.compile(r"^\d+(\.[A-Za-z0-9_-]+)?\.onnx$")
 
 
-def atomic_write(path: Path, write: Callable[[IO[Any]], None], *, mode: str = "w", **open_kw: Any) -> None:
+def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = "w", **open_kw: Any) -> None:
     """Writes ``path`` through ``write(file)`` into ``path.tmp``, fsyncs it and renames it over ``path``.
 
     Raises:
