@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.report._load import Run, number, opt
+from nas.report._load import Run, number, opt, submap
 from nas.report._plots import (
     FrontSeries,
     HypervolumeCurve,
@@ -259,6 +259,6 @@ def _intensity(s: Mapping[str, Any]) -> float | None:
             e, kg = opt(phase.get("energy_kwh")), opt(phase.get("emissions_kg"))
             if e and kg is not None:
                 return kg / e
-    total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
+    total = submap(s, "total")
     e, kg = opt(total.get("energy_kwh")), opt(total.get("emissions_kg"))
     return kg / e if e and kg is not None else None

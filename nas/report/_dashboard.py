@@ -22,7 +22,7 @@ import yaml
 
 from nas.report._analysis import front_series, hypervolume_curve, reference_box
 from nas.report._dashboard_page import PAGE
-from nas.report._load import ReportError, Run, _reference, number
+from nas.report._load import ReportError, Run, _reference, number, submap
 from nas.report._units import axis_scale
 from search import Objective, Trial, TrialState
 
@@ -61,7 +61,7 @@ def _trial(r: tuple[Any, ...]) -> Trial:
 
 
 def _planned(run_dir: Path, config: Mapping[str, Any]) -> int | None:
-    search = config.get("search") if isinstance(config.get("search"), Mapping) else {}
+    search = submap(config, "search")
     trials = search.get("trials")
     return int(trials) if isinstance(trials, int) else None
 
@@ -79,7 +79,7 @@ def read_state(run_dir: str | Path, conn: sqlite3.Connection | None = None) -> d
     finally:
         if own:
             conn.close()
-    config: Mapping[str, Any] = meta.get("config") if isinstance(meta.get("config"), Mapping) else {}
+    config: Mapping[str, Any] = submap(meta, "config")
     if not config and (run_dir / "config.yaml").is_file():
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     raw = meta.get("objectives") or []

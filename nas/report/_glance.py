@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from nas.report._analysis import hypervolume_curve, reference_box
 from nas.report._doc import Doc, plural
-from nas.report._load import NOT_RECORDED, Run, number, opt
+from nas.report._load import NOT_RECORDED, Run, number, opt, submap
 from nas.report._units import axis_scale, duration_text, energy_text, mass_text
 from search import TrialState
 
@@ -26,7 +26,7 @@ def hypervolume_share(run: Run) -> float | None:
 
 def _time(run: Run) -> str:
     s = run.sustainability or {}
-    total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
+    total = submap(s, "total")
     elapsed = opt(total.get("elapsed_s")) or opt(total.get("duration_s"))
     if elapsed is not None:
         return f"{duration_text(elapsed)} (wall clock, measured)"
@@ -40,9 +40,9 @@ def _time(run: Run) -> str:
 def _cost(run: Run) -> tuple[str, str]:
     s = run.sustainability or {}
     energy, kg, source = run.total_energy
-    total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
+    total = submap(s, "total")
     method = str(total.get("method") or ("codecarbon records" if source == "emissions.csv" else NOT_RECORDED))
-    tracker = s.get("tracker") if isinstance(s.get("tracker"), Mapping) else {}
+    tracker = submap(s, "tracker")
     tool = " ".join(str(tracker[k]) for k in ("tool", "version") if tracker.get(k))
     how = f"{method}, by {tool}" if tool else method
     if energy is None:

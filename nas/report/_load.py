@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -208,8 +208,8 @@ def _reference(
     """Hypervolume reference, in the objectives' own directions, and where it comes from."""
     from_meta = [o.get("reference") if isinstance(o, Mapping) else None for o in raw]
     if all(number(r) for r in from_meta):
-        return tuple(float(r) for r in from_meta), "recorded in study.db"
-    ref = pareto.get("reference") if isinstance(pareto.get("reference"), Mapping) else {}
+        return tuple(float(r) for r in from_meta if number(r)), "recorded in study.db"
+    ref = submap(pareto, "reference")
     if all(number(ref.get(o.name)) for o in objectives):
         return tuple(float(ref[o.name]) for o in objectives), "recorded in pareto.json"
     # Nothing recorded: 10% beyond the worst value seen, so every evaluated point counts.
@@ -266,8 +266,14 @@ _TEXT_COLUMNS = {
 }  # fmt: skip
 
 
-def number(v: Any) -> bool:
+def number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def submap(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``data[key]`` where it is a mapping (a JSON object), else an empty one."""
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
 
 
 def opt(v: Any) -> float | None:

@@ -14,7 +14,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator, ScalarFormatter
 
 from nas.report._units import _ENERGY, axis_scale, scale_for
-from search import Objective, Study, TrialState
+from search import Objective, Study, Trial, TrialState
+
+
+def _values(trial: Trial) -> tuple[float, ...]:
+    """The objective values of a completed trial (the plots keep only trials that have them)."""
+    assert trial.values is not None
+    return trial.values
 
 
 def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = ()) -> Path:
@@ -33,15 +39,15 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     front = {t.number for t in study.best_trials}
     pairs = list(itertools.combinations(range(len(objectives)), 2)) or [(0, 0)]
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.2), squeeze=False)
-    scales = [axis_scale(o, [t.values[k] for t in done]) for k, o in enumerate(objectives)]
-    done = [t.replace(values=tuple(v * s[1] for v, s in zip(t.values, scales))) for t in done]
+    scales = [axis_scale(o, [_values(t)[k] for t in done]) for k, o in enumerate(objectives)]
+    done = [t.replace(values=tuple(v * s[1] for v, s in zip(_values(t), scales))) for t in done]
     for ax, (i, j) in zip(axes[0], pairs):
 
         def label(k: int) -> str:
             return scales[k][0]
 
         if i == j:
-            ax.plot([t.number for t in done], [t.values[i] for t in done], ".", color="0.6")
+            ax.plot([t.number for t in done], [_values(t)[i] for t in done], ".", color="0.6")
             ax.set_xlabel("trial")
             ax.set_ylabel(label(i))
             tidy_ticks(ax, y_counts=scales[i][2])
@@ -49,31 +55,35 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
         feas = [t for t in done if t.violation == 0.0]
         infeas = [t for t in done if t.violation != 0.0]
         ax.scatter(
-            [t.values[j] for t in feas], [t.values[i] for t in feas], s=12, color="0.65", label="evaluated"
+            [_values(t)[j] for t in feas],
+            [_values(t)[i] for t in feas],
+            s=12,
+            color="0.65",
+            label="evaluated",
         )
         if infeas:
             ax.scatter(
-                [t.values[j] for t in infeas],
-                [t.values[i] for t in infeas],
+                [_values(t)[j] for t in infeas],
+                [_values(t)[i] for t in infeas],
                 s=12,
                 facecolors="none",
                 edgecolors="0.65",
                 label="infeasible",
             )
-        pts = sorted((t.values[j], t.values[i]) for t in done if t.number in front)
+        pts = sorted((_values(t)[j], _values(t)[i]) for t in done if t.number in front)
         if pts:
             ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="tab:red", lw=1, alpha=0.6)
         hi = [t for t in done if t.number in highlight]
         ax.scatter(
-            [t.values[j] for t in hi],
-            [t.values[i] for t in hi],
+            [_values(t)[j] for t in hi],
+            [_values(t)[i] for t in hi],
             s=40,
             color="tab:red",
             zorder=3,
             label="Pareto (exported)",
         )
         for t in hi:
-            _id_label(ax, t.values[j], t.values[i], t.number)
+            _id_label(ax, _values(t)[j], _values(t)[i], t.number)
         ax.set_xlabel(label(j))
         ax.set_ylabel(label(i))
         tidy_ticks(ax, x_counts=scales[j][2], y_counts=scales[i][2])
@@ -196,8 +206,8 @@ def fronts_figure(series: Sequence[FrontSeries], objectives: Sequence[Objective]
                     label="exported model (id)",
                 )  # fmt: skip
                 if s.ids is not None:
-                    for k in np.flatnonzero(exp):
-                        _id_label(ax, v[k, j], v[k, i], int(s.ids[k]))
+                    for row in np.flatnonzero(exp):
+                        _id_label(ax, v[row, j], v[row, i], int(s.ids[row]))
         if i != j:
             ax.set_xlabel(scales[j][0])
             ax.set_ylabel(scales[i][0])

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nas.report._analysis import front_series, hypervolume_curve, reference_box
 from nas.report._doc import CSS, FIGURES_DIR, Doc, Table, atomic_write
 from nas.report._glance import section_glance
@@ -216,7 +218,7 @@ def _overlay(doc: Doc, runs: list[Run], names: list[str]) -> None:
         _section_scratch(doc, run, level=3)
 
 
-def _share(hv: Sequence[float], volume: float | None) -> str:
+def _share(hv: np.ndarray | Sequence[float], volume: float | None) -> str:
     """The final hypervolume as a share of its reference box (0..1)."""
     last = float(hv[-1]) if len(hv) else 0.0
     return f"{last:.6g}" if volume is None else f"{last / volume:.3f}"

@@ -15,7 +15,7 @@ from nas.report._devices import section_devices
 from nas.report._doc import Cell, Doc, Link, Table, count, fmt, plural
 from nas.report._glance import warning_summary
 from nas.report._importance import MIN_IMPORTANCE_TRIALS, group_importance, param_group, param_importance
-from nas.report._load import NOT_RECORDED, PHASES, Run, number, opt
+from nas.report._load import NOT_RECORDED, PHASES, Run, number, opt, submap
 from nas.report._plots import (
     energy_figure,
     hypervolume_figure,
@@ -97,7 +97,7 @@ def _hardware(run: Run) -> str:
 
 
 def _section_header(doc: Doc, run: Run, *, level: int = 2) -> None:
-    cfg_search = run.config.get("search") if isinstance(run.config.get("search"), Mapping) else {}
+    cfg_search = submap(run.config, "search")
     strategy = run.strategy
     if strategy == "nsga2" and cfg_search.get("population"):
         strategy = f"nsga2 (population {cfg_search['population']})"
@@ -174,7 +174,7 @@ def _section_models(doc: Doc, run: Run, *, level: int = 2) -> None:
     ]
     rows, attrs = [], []
     for m in run.models:
-        metrics = m.get("metrics") if isinstance(m.get("metrics"), Mapping) else {}
+        metrics = submap(m, "metrics")
         row: list[Cell] = [str(m["id"])]
         row += [
             fmt(metrics[n] * factors[n] if number(metrics.get(n)) else None)
@@ -220,19 +220,19 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
                 Table(
                     ["phase", "duration (s)", "energy (kWh)", "CO2e (kg)", "method"],
                     rows,
-                    numeric=[0, 1, 1, 1, 0],
+                    numeric=[False, True, True, True, False],
                 )
             )
     else:
-        tracker = s.get("tracker") if isinstance(s.get("tracker"), Mapping) else {}
+        tracker = submap(s, "tracker")
         where = (
             ", ".join(str(tracker[k]) for k in ("country_iso_code", "region") if tracker.get(k))
             or NOT_RECORDED
         )
         tool = " ".join(str(tracker[k]) for k in ("tool", "version") if tracker.get(k)) or NOT_RECORDED
-        hw = s.get("hardware") if isinstance(s.get("hardware"), Mapping) else {}
+        hw = submap(s, "hardware")
         sessions = f", {plural(int(s['sessions']), 'session')}" if number(s.get("sessions")) else ""
-        parts = tracker.get("components") if isinstance(tracker.get("components"), Mapping) else {}
+        parts = submap(tracker, "components")
         components = ", ".join(f"{plain_component(str(k))}: {v}" for k, v in parts.items()) or NOT_RECORDED
         doc.facts([
             ("Tracker", f"{tool}, mode {tracker.get('mode') or NOT_RECORDED}{sessions}"),
@@ -253,7 +253,7 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
                 str(p.get("method") or NOT_RECORDED), _part(p.get("cpu_energy_kwh")),
                 _part(p.get("gpu_energy_kwh")), _part(p.get("ram_energy_kwh")),
             ])  # fmt: skip
-        total = s.get("total") if isinstance(s.get("total"), Mapping) else {}
+        total = submap(s, "total")
         methods = sorted({str(p.get("method")) for p in phases if p.get("method")})
         names.append("total")
         rows.append([
@@ -273,7 +273,7 @@ def _section_energy(doc: Doc, run: Run, *, level: int = 2, figures: bool = True,
             doc.details("codecarbon's messages", fallbacks)
         else:
             doc.para("codecarbon recorded no fallback.")
-        inference = s.get("inference_energy") if isinstance(s.get("inference_energy"), Mapping) else {}
+        inference = submap(s, "inference_energy")
         method = inference.get("method") or NOT_RECORDED
         text = f"Energy per inference: {method}."
         reason = str(inference.get("fallback_reason") or "")
