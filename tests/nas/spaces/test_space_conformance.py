@@ -345,5 +345,5 @@ def test_a_run_resumes_and_re_exports(case: Case, data, tmp_path: Path) -> None:
         storage.close()
     assert [t.number for t in trials] == [0, 1, 2]
     model = json.loads((run / "pareto.json").read_text())["models"][0]
-    path, diff = reexport(run, model["id"], out=tmp_path / "again.onnx")
+    path, diff = reexport(run, model["id"], out=tmp_path / "again.onnx", data=data)  # data from Python
     assert path.is_file() and diff < 1e-3
