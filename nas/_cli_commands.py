@@ -152,7 +152,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         )
         family = variants[0].description.split(":")[0] if variants else name
         print(f"{name:<10} {family}; {sizes}")
-    print("your own: --space package.module:Class (see README, 'Writing your own search space')")
+    print("your own: --space package.module:Class (see docs/search-spaces.md, 'Writing your own search space')")
     return 0
 
 
