@@ -87,7 +87,7 @@ class Strategy(abc.ABC):
     def key(self, params: Mapping[str, Any]) -> Hashable:
         """The identity of a point: its canonical form when a ``canonical`` map is configured, else its
         values (``1`` and ``1.0`` agree, ``True`` and ``1`` do not)."""
-        canonical = getattr(self, "_canonical", None)
+        canonical: Canonical | None = getattr(self, "_canonical", None)
         if canonical is not None:
             return canonical(params)
         names = self.__dict__.get("_names") or tuple(self.space)

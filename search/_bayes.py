@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,7 +175,7 @@ class BayesStrategy(Strategy):
         self._n_brackets = 0
         self._newest: Bracket | None = None
         self._n_new = 0
-        self._seen: set[tuple[Any, ...]] = set()
+        self._seen: set[Hashable] = set()
         # observations: encoded params (fidelity column included), minimized values, violation
         self._X: list[np.ndarray] = []
         self._F: list[np.ndarray] = []
@@ -227,7 +227,7 @@ class BayesStrategy(Strategy):
         violation = float(trial.violation or 0.0) if complete else math.inf
         index, rung, config = (trial.attrs.get(k) for k in ("bracket", "rung", "config"))
         if all(isinstance(v, int) for v in (index, rung, config)) and index in self._brackets:
-            bracket = self._brackets[index]  # type: ignore[index]
+            bracket = self._brackets[index]
             bracket.record(rung, config, values, violation)  # type: ignore[arg-type]
             if bracket.finished:
                 del self._brackets[bracket.index]
@@ -265,7 +265,7 @@ class BayesStrategy(Strategy):
     def _candidates(self) -> list[dict[str, Any]]:
         space, rng = self.space, self._rng
         out: list[dict[str, Any]] = []
-        keys: set[tuple[Any, ...]] = set()
+        keys: set[Hashable] = set()
 
         def add(params: dict[str, Any] | None) -> None:
             if params is None:
@@ -359,7 +359,8 @@ class BayesStrategy(Strategy):
 
         def scalarise(G: np.ndarray) -> np.ndarray:
             g = (G - lo) / span
-            return np.max(w * g, axis=-1) + _RHO * np.sum(w * g, axis=-1)
+            scalarised: np.ndarray = np.max(w * g, axis=-1) + _RHO * np.sum(w * g, axis=-1)
+            return scalarised
 
         feasible = np.array(self._violation) == 0.0
         mb: np.ndarray | None = None  # posterior means of the feasible observed configurations
@@ -431,7 +432,8 @@ def _hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, reference
     p1, p2 = points[..., 0:1], points[..., 1:2]
     width = np.clip(ends - np.maximum(starts, p1), 0.0, None)
     height = np.clip(heights - p2, 0.0, None)
-    return np.sum(width * height, axis=-1)
+    improvement: np.ndarray = np.sum(width * height, axis=-1)
+    return improvement
 
 
 def _clip_outliers(F: np.ndarray) -> np.ndarray:
@@ -439,7 +441,8 @@ def _clip_outliers(F: np.ndarray) -> np.ndarray:
     outliers (a degenerate candidate) no longer stretch the range, good values are never touched, and a
     column without outliers is left as it is."""
     q1, q3 = np.percentile(F, [25, 75], axis=0)
-    return np.minimum(F, np.where(q3 > q1, q3 + 3.0 * (q3 - q1), np.inf))
+    clipped: np.ndarray = np.minimum(F, np.where(q3 > q1, q3 + 3.0 * (q3 - q1), np.inf))
+    return clipped
 
 
 def _normal_scores(F: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ def select(
     require_botorch()
     import torch
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.acquisition.acquisition import AcquisitionFunction
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
     from botorch.acquisition.objective import GenericMCObjective
@@ -86,12 +87,17 @@ def select(
             tau = float(constraint[2])
             constraints = [lambda Z: Z[..., m] - tau]
         baseline = torch.tensor(X_baseline, dtype=torch.double)
+        acqf: AcquisitionFunction
         if m == 1:
+
+            def _first_output(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+                return Z[..., 0]
+
             acqf = qLogNoisyExpectedImprovement(
                 model,
                 baseline,
                 sampler=sampler,
-                objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+                objective=GenericMCObjective(_first_output),
                 constraints=constraints,
                 prune_baseline=True,
             )

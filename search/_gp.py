@@ -69,7 +69,8 @@ class GaussianProcess:
     @property
     def lengthscales(self) -> np.ndarray:
         """One lengthscale per input (tied within a group)."""
-        return np.exp(self.theta[: self.n_ls])[self._groups]
+        lengthscales: np.ndarray = np.exp(self.theta[: self.n_ls])[self._groups]
+        return lengthscales
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(
@@ -117,7 +118,8 @@ class GaussianProcess:
     def _kernel(self, A: np.ndarray, B: np.ndarray, theta: np.ndarray) -> np.ndarray:
         ls = np.exp(theta[: self.n_ls])[self._groups]
         r = np.sqrt(_sqdist(A / ls, B / ls))
-        return np.exp(theta[-2]) * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r**2) * np.exp(-_SQRT5 * r)
+        K: np.ndarray = np.exp(theta[-2]) * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r**2) * np.exp(-_SQRT5 * r)
+        return K
 
     def _objective(self, theta: np.ndarray, X: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
         """Negative log marginal likelihood minus log-priors, and its gradient in ``theta``."""
@@ -158,7 +160,8 @@ class GaussianProcess:
 
 def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     d = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2.0 * A @ B.T
-    return np.maximum(d, 0.0)
+    clipped: np.ndarray = np.maximum(d, 0.0)
+    return clipped
 
 
 def _cholesky(K: np.ndarray) -> np.ndarray:
@@ -193,9 +196,11 @@ def _lbfgs(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int) -
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:
     """Standard normal CDF (scipy's ``ndtr``)."""
-    return ndtr(np.asarray(z, dtype=float))
+    cdf: np.ndarray = ndtr(np.asarray(z, dtype=float))  # scipy has no type information
+    return cdf
 
 
 def normal_quantile(p: np.ndarray) -> np.ndarray:
     """Inverse of the standard normal CDF (scipy's ``ndtri``)."""
-    return ndtri(np.asarray(p, dtype=float))
+    quantile: np.ndarray = ndtri(np.asarray(p, dtype=float))  # scipy has no type information
+    return quantile

@@ -26,7 +26,7 @@ _FAILED_VALUE = 1e30
 _MAX_KNOWN_GENERATIONS = 2
 
 
-class _SpaceProblem(Problem):
+class _SpaceProblem(Problem):  # type: ignore[misc]  # pymoo has no type information
     """A pymoo problem that only declares the encoded space; evaluation happens outside, through tell."""
 
     def __init__(self, space: Space, n_obj: int) -> None:
@@ -34,7 +34,7 @@ class _SpaceProblem(Problem):
         super().__init__(n_var=len(space), n_obj=n_obj, n_ieq_constr=1, xl=xl, xu=xu)
 
 
-class _SpaceSampling(Sampling):
+class _SpaceSampling(Sampling):  # type: ignore[misc]  # pymoo has no type information
     """Initial population drawn from the space itself (log scale and steps honoured)."""
 
     def __init__(self, space: Space) -> None:
@@ -52,7 +52,7 @@ class _SpaceSampling(Sampling):
         return np.array([self._space.encode(self._space.sample(rng)) for _ in range(n_samples)], dtype=float)
 
 
-class _SnapToSpace(Repair):
+class _SnapToSpace(Repair):  # type: ignore[misc]  # pymoo has no type information
     """Rounds discrete dimensions to the nearest valid value after crossover and mutation, and replaces a
     point that the space forbids by a fresh draw from the space (with the algorithm's random state)."""
 
@@ -205,6 +205,7 @@ class NSGA2Strategy(Strategy):
                 known_generations += 1
                 self._finish_generation()
         index = self._queue.popleft()
+        assert self._batch is not None  # the loop above leaves a generation with a queue
         x = self._batch[index].X
         return Suggestion(self.space.decode(x), attrs={"generation": self.generation, "member": index})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Hashable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,6 +51,7 @@ def sample_many(space: Space, rng: np.random.Generator, n: int) -> list[dict[str
         elif isinstance(p, Integer):
             columns.append((p.low + p.step * rng.integers(int(p.cardinality()), size=n)).tolist())
         else:
+            p = cast(Float, p)  # the only other kind of parameter
             lo, hi = p.bounds()
             x = rng.uniform(lo, hi, size=n)
             if p.log:

@@ -6,6 +6,7 @@ raises an ``ImportError`` that names the extra to install.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -136,6 +137,7 @@ class OptunaStrategy(Strategy):
 
         space = self.space
         last: dict[str, Any] | None = None
+        params: dict[str, Any] | None
         for _ in range(self.max_retries + 1):
             ot = _quiet(lambda: self._study.ask(self._dists))
             params = {name: self._decoders[name](ot.params[name]) for name in space}
@@ -174,7 +176,9 @@ class OptunaStrategy(Strategy):
         ot = self._open.pop(number, None) if isinstance(number, int) else None
         if ot is None:  # someone else's trial: add it to Optuna's history as finished
             state = optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL
-            extra = {"constraints": {"hwnas": _finite(violation)}} if _has_set_constraint(optuna) else {}
+            extra: dict[str, Any] = (
+                {"constraints": {"hwnas": _finite(violation)}} if _has_set_constraint(optuna) else {}
+            )
             frozen = optuna.trial.create_trial(
                 params=encoded,
                 distributions=self._dists,
@@ -218,6 +222,14 @@ def _quiet(fn: Callable[[], Any]) -> Any:
         return fn()
 
 
+def _at_index(values: Sequence[Any], i: Any) -> Any:
+    return values[int(i)]
+
+
+def _choice_value(p: Choice, v: Any) -> Any:
+    return p.values[p.index(v)]
+
+
 def _distributions(
     space: Space,
 ) -> tuple[dict[str, Any], dict[str, Callable[[Any], Any]], dict[str, Callable[[Any], Any]]]:
@@ -233,12 +245,12 @@ def _distributions(
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
             if len(vals) > 1 and numeric and all(a < b for a, b in itertools.pairwise(vals)):
                 dists[name] = IntDistribution(0, len(vals) - 1)
-                dec[name] = lambda i, vals=vals: vals[int(i)]
-                enc[name] = lambda v, p=p: p.index(v)
+                dec[name] = functools.partial(_at_index, vals)
+                enc[name] = p.index
             else:
                 dists[name] = CategoricalDistribution(list(vals))
-                dec[name] = lambda v, p=p: p.values[p.index(v)]
-                enc[name] = lambda v, p=p: p.values[p.index(v)]
+                dec[name] = functools.partial(_choice_value, p)
+                enc[name] = functools.partial(_choice_value, p)
         elif isinstance(p, Integer):
             dists[name] = IntDistribution(p.low, p.high, step=p.step)
             dec[name] = enc[name] = int

@@ -29,7 +29,7 @@ def non_dominated_mask(F: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     return mask
 
 
-def hypervolume(F: np.ndarray | Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+def hypervolume(F: np.ndarray | Sequence[Sequence[float]], reference: np.ndarray | Sequence[float]) -> float:
     """Hypervolume dominated by the rows of ``F`` (``n x m``, minimized) up to ``reference`` (``m``).
 
     Points not strictly better than the reference on every objective add nothing.

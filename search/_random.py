@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from search._base import Strategy, Suggestion
@@ -30,7 +32,7 @@ class RandomStrategy(Strategy):
         self._max_retries = max_retries
         self._seen: set[object] = set()
 
-    def setup(self, space: Space, objectives: list[Objective] | tuple[Objective, ...]) -> None:
+    def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         super().setup(space, objectives)
         self._seen.clear()
 

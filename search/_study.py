@@ -461,7 +461,7 @@ def optimize(
         out = objective(dict(trial.params))
         if isinstance(out, Mapping):
             return out
-        values = list(out)  # type: ignore[arg-type]
+        values = list(out)
         if len(values) != len(names):
             raise ValueError(f"the objective returned {len(values)} values, expected {len(names)}")
         return dict(zip(names, values))
