@@ -46,8 +46,8 @@ def select(
     """
     require_botorch()
     import torch
-    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.acquisition.acquisition import AcquisitionFunction
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
     from botorch.acquisition.objective import GenericMCObjective
