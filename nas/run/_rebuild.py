@@ -110,6 +110,8 @@ def open_new_run(run_dir: Path, config: Any) -> RunLock:
 
 def _refuse_taken(run_dir: Path) -> None:
     if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        if (run_dir / LOCK_NAME).is_file():  # a process still writing it is named (RunLockedError, its pid)
+            RunLock(run_dir).acquire().release()
         raise RunError(
             f"run directory {run_dir} already exists; choose another --name, or continue it with "
             f"--resume {run_dir} (runs are never overwritten)"

@@ -123,6 +123,14 @@ def trials(run: Path) -> list[tuple]:
     return [(n, json.loads(p), s, json.loads(v) if v else None) for n, p, s, v in rows]
 
 
+def trials_so_far(run: Path) -> int:
+    """Trials in the study a running search is writing; 0 before its file and tables exist."""
+    try:
+        return len(trials(run)) if (run / "study.db").is_file() else 0
+    except sqlite3.OperationalError:  # the file is there, its tables not yet
+        return 0
+
+
 def front(run: Path) -> list[tuple]:
     pareto = json.loads((run / "pareto.json").read_text())
     return sorted((m["id"], json.dumps(m["arch"], sort_keys=True), m["metrics"]["error"]) for m in pareto["models"])
@@ -357,7 +365,7 @@ def test_ctrl_c_stops_a_search_within_the_wait_bound(tmp_path):
     run = tmp_path / "int"
     flag = tmp_path / "stalled"
     p = hwnas(*search_args(tmp_path, "int", CONFIG.replace("trials: 6", "trials: 5000")))
-    wait_for(lambda: (run / "study.db").is_file() and len(trials(run)) >= 2, p)
+    wait_for(lambda: trials_so_far(run) >= 2, p)
     p.send_signal(signal.SIGINT)
     code, err = finish(p)
     assert code == 130 and "Traceback" not in err and f"--resume {run}" in err
