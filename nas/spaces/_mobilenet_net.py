@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,8 +27,9 @@ from torch import Tensor, nn
 from nas.spaces._ops import DynamicBatchNorm2d, DynamicConv2d, DynamicDepthwiseConv2d, DynamicLinear
 from nas.spaces._protocol import Arch, ElasticSupernet
 
-if TYPE_CHECKING:  # the space module builds this network; the network only reads the space
-    from nas.spaces._mobilenet import SupernetSpec
+#: The space this network is built from (``nas.spaces._mobilenet.SupernetSpec``). It is not imported, not even for type
+#: checking: the space module builds this network, and the network only reads the space's fields.
+_Space = Any
 
 __all__ = ["InvertedResidual", "Subnet", "Supernet"]
 
@@ -75,7 +76,7 @@ class Subnet(nn.Module):
         classifier: nn.Linear,
         *,
         arch: Arch,
-        spec: SupernetSpec,
+        spec: _Space,
     ) -> None:
         super().__init__()
         self.stem = stem
@@ -123,7 +124,7 @@ class _ConvBN(nn.Module):
 class _DynamicBlock(nn.Module):
     """Elastic inverted residual: elastic input/output channels, expand ratio and kernel size."""
 
-    def __init__(self, max_in: int, max_out: int, stride: int, spec: SupernetSpec) -> None:
+    def __init__(self, max_in: int, max_out: int, stride: int, spec: _Space) -> None:
         super().__init__()
         max_hidden = max_in * max(spec.expand_choices)
         self.stride = stride
@@ -176,9 +177,9 @@ class Supernet(ElasticSupernet):
         True
     """
 
-    def __init__(self, spec: SupernetSpec, *, seed: int = 0, zero_init_residual: bool = False) -> None:
+    def __init__(self, spec: _Space, *, seed: int = 0, zero_init_residual: bool = False) -> None:
         super().__init__()
-        self.space: SupernetSpec = spec
+        self.space: _Space = spec
         self.zero_init_residual = bool(zero_init_residual)
         stem, stages, head = self.max_channels
         self.stem = _ConvBN(DynamicConv2d(spec.in_channels, stem, 3, spec.stem_stride), stem, act=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,8 +34,9 @@ from torch import Tensor, nn
 from nas.spaces._ops import _blank
 from nas.spaces._protocol import Arch, ElasticSupernet
 
-if TYPE_CHECKING:  # the space module imports this one
-    from nas.spaces._vit import VitSpace
+#: The space this network is built from (``nas.spaces._vit.VitSpace``). It is not imported, not even for type
+#: checking: the space module builds this network, and the network only reads the space's fields.
+_Space = Any
 
 __all__ = [
     "Attention",
@@ -165,7 +166,7 @@ class VitSubnet(nn.Module):
     """
 
     def __init__(
-        self, patch_embed: PatchEmbed, layers: nn.Sequential, head: VitHead, *, arch: Arch, spec: VitSpace
+        self, patch_embed: PatchEmbed, layers: nn.Sequential, head: VitHead, *, arch: Arch, spec: _Space
     ) -> None:
         super().__init__()
         self.patch_embed, self.layers, self.head = patch_embed, layers, head
@@ -275,7 +276,7 @@ class ElasticLayerNorm(nn.Module):
 
 
 class _ElasticPatchEmbed(nn.Module):
-    def __init__(self, space: VitSpace) -> None:
+    def __init__(self, space: _Space) -> None:
         super().__init__()
         p, e = space.patch_size, space.max_embed
         self.patch_size, self.pool = p, space.pool
@@ -310,7 +311,7 @@ class _ElasticPatchEmbed(nn.Module):
 class _ElasticLayer(nn.Module):
     """Elastic encoder layer: elastic embedding dimension, heads and MLP hidden features."""
 
-    def __init__(self, space: VitSpace) -> None:
+    def __init__(self, space: _Space) -> None:
         super().__init__()
         e, hd = space.max_embed, space.head_dim
         self.head_dim, self.scale = hd, hd**-0.5
@@ -335,7 +336,7 @@ class _ElasticLayer(nn.Module):
 
 
 class _ElasticHead(nn.Module):
-    def __init__(self, space: VitSpace) -> None:
+    def __init__(self, space: _Space) -> None:
         super().__init__()
         self.pool, self.num_classes = space.pool, space.num_classes
         self.norm = ElasticLayerNorm(space.max_embed)
@@ -375,9 +376,9 @@ class VitSupernet(ElasticSupernet):
         True
     """
 
-    def __init__(self, space: VitSpace, *, seed: int = 0, zero_init_residual: bool = False) -> None:
+    def __init__(self, space: _Space, *, seed: int = 0, zero_init_residual: bool = False) -> None:
         super().__init__()
-        self.space: VitSpace = space
+        self.space: _Space = space
         self.zero_init_residual = bool(zero_init_residual)
         self.patch_embed = _ElasticPatchEmbed(space)
         self.layers = nn.ModuleList(_ElasticLayer(space) for _ in range(space.max_depth))
