@@ -25,6 +25,24 @@ def require_botorch() -> None:
         ) from e
 
 
+def _no_kernel_compilation() -> None:
+    """Keeps BoTorch (0.17 and later) from compiling its fused qLogEHVI C++ kernel in this process.
+
+    That kernel is built on first use with the system's C++ compiler and a lock file under
+    ``~/.cache/torch_extensions``: minutes of compilation inside a search, a failure without a compiler,
+    and a wait without end when an earlier process was killed while holding the lock. The pure-Python
+    path it falls back to computes the same values.
+    """
+    import importlib
+
+    try:
+        logei = importlib.import_module("botorch.acquisition.multi_objective.logei")
+    except ImportError:  # pragma: no cover - an older BoTorch without the module
+        return
+    if hasattr(logei, "_load_attempted"):
+        setattr(logei, "_load_attempted", True)  # noqa: B010 - a private flag, not typed
+
+
 def select(
     X: np.ndarray,
     F: np.ndarray,
@@ -59,6 +77,7 @@ def select(
     from botorch.sampling.normal import SobolQMCNormalSampler
     from gpytorch.mlls import SumMarginalLogLikelihood
 
+    _no_kernel_compilation()
     m = F.shape[1]
     d = X.shape[1]
 

@@ -4,6 +4,7 @@ infeasible regions are avoided, and the optional BoTorch backend is optional."""
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -251,6 +252,34 @@ def test_the_botorch_backend_proposes_valid_points():
     for t in study.trials:
         space.validate(t.params)
     assert len({tuple(t.params.values()) for t in study.trials}) == 6
+
+
+def test_the_botorch_backend_never_compiles_a_cpp_kernel_in_the_search(monkeypatch):
+    # BoTorch 0.17+ builds a fused C++ kernel on first use: minutes of compiling, and a wait without end
+    # behind the lock file of a process killed while compiling. The search takes the pure-Python path.
+    pytest.importorskip("botorch")
+    import importlib
+
+    import torch.utils.cpp_extension
+
+    logei = importlib.import_module("botorch.acquisition.multi_objective.logei")
+    if not hasattr(logei, "_load_attempted"):
+        pytest.skip("this BoTorch has no fused kernel")
+    monkeypatch.setattr(logei, "_load_attempted", False)  # as in a fresh process
+
+    def _refuse(*args, **kwargs):
+        raise AssertionError("a C++ extension was compiled")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", _refuse)
+    from search._botorch import select
+
+    rng = np.random.default_rng(0)
+    X = rng.random((6, 2))
+    F = np.column_stack([X[:, 0], 1 - X[:, 0] * X[:, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # BoTorch's fallback warns when the compile fails
+        k = select(X, F, rng.random((8, 2)), X, seed=0)
+    assert 0 <= k < 8
 
 
 # -- objective scaling, acquisition ------------------------------------------------------------------------
