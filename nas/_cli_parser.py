@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--oversubscribe",
         action="store_true",
         default=None,
-        help="allow more --workers or --threads than this machine has cores",
+        help="allow more --workers or --threads than this machine has cores, or --workers past its memory",
     )
     s.add_argument(
         "--export-infeasible",

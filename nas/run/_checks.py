@@ -1,7 +1,8 @@
 """Checks of a search's settings that need the machine, run before any data is loaded or anything trained.
 
 The config schema (``nas/run/_config.py``) checks each value on its own; these check the settings against this
-machine and each other: cores and memory for ``workers``, ``threads`` and ``population``, every profile's ONNX
+machine and each other: cores for ``workers`` and ``threads``, the memory ``workers`` and ``population`` need
+(:func:`check_worker_memory`, :func:`check_machine`), every profile's ONNX
 Runtime execution providers, a Dask scheduler that answers, and the strategy set up on the search space (a grid
 too large, an option of the wrong type). A start that fails here has touched nothing on disk.
 """
@@ -10,19 +11,38 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from nas._errors import UsageError
 from nas.run._config import ConfigError, SearchConfig, make_strategy, objective_unit
 
-__all__ = ["available_cores", "check_machine", "check_profiles", "check_scheduler", "check_strategy", "country_code", "preflight"]
+__all__ = [
+    "EVALUATION_MARGIN_BYTES",
+    "WorkerFootprint",
+    "available_cores",
+    "check_machine",
+    "check_profiles",
+    "check_scheduler",
+    "check_strategy",
+    "check_worker_memory",
+    "country_code",
+    "preflight",
+    "worker_footprint",
+]
 
 #: seconds a scheduler has to accept a connection before the search is refused
 SCHEDULER_TIMEOUT_S = 5.0
 #: bytes per pair of individuals that non-dominated sorting and crowding hold at once (a float64 matrix of
 #: the population and its offspring, with room for the copies numpy makes)
 _BYTES_PER_PAIR = 8 * 4
+#: memory a local evaluation worker holds beyond what the searching process holds at the check and the weights
+#: of the supernet: the Dask and ONNX Runtime modules, the ONNX export, the runtime's sessions and the scoring
+#: of one candidate. Measured with ``psutil`` (resident set size): on the demo search (digits, the default
+#: space, profile local-cpu) ``hwnas search`` held 291 MiB at this check, and a worker of ``--workers 1``
+#: 385 MiB before its first trial and 544 MiB after eight; 544 - 291 - 1 (the supernet) is 252 MiB, rounded up.
+EVALUATION_MARGIN_BYTES = 256 * 2**20
 
 
 def available_cores() -> int:
@@ -67,6 +87,85 @@ def check_machine(config: SearchConfig, *, cores: int | None = None, memory_byte
             f"candidates needs about {(2 * population) ** 2 * _BYTES_PER_PAIR / 2**30:.3g} GiB and this machine "
             f"has {memory / 2**30:.3g} GiB; use at most {most}"
         )
+
+
+@dataclass(frozen=True)
+class WorkerFootprint:
+    """The memory one local evaluation worker is expected to hold, in bytes, and its parts.
+
+    Attributes:
+        process: this process's resident memory at the check (Python, torch and hwnas loaded, the data too
+            once it is loaded): what every worker process loads and receives before it holds anything else.
+        supernet: the weights and buffers of the supernet(s) built for the run's space, sent to every worker.
+        margin: :data:`EVALUATION_MARGIN_BYTES`, what evaluating takes on top (measured).
+    """
+
+    process: int
+    supernet: int
+    margin: int = EVALUATION_MARGIN_BYTES
+
+    @property
+    def total(self) -> int:
+        return self.process + self.supernet + self.margin
+
+
+def worker_footprint(config: SearchConfig, space: Any | None) -> WorkerFootprint:
+    """One worker's memory, measured now: this process's resident memory, the supernet of ``space`` built
+    (as many as ``supernet.members``) and its bytes counted, and the measured evaluation margin."""
+    import psutil
+
+    process = int(psutil.Process().memory_info().rss)
+    supernet = 0
+    if space is not None:
+        net = space.build_supernet(seed=config.seed)
+        supernet = (
+            sum(t.numel() * t.element_size() for t in net.state_dict().values()) * config.supernet.members
+        )
+        del net
+    return WorkerFootprint(process=process, supernet=supernet)
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_worker_memory(
+    config: SearchConfig,
+    space: Any | None,
+    *,
+    available_bytes: int | None = None,
+    footprint: WorkerFootprint | None = None,
+) -> None:
+    """``execution.workers`` local workers fit in the memory available now (``psutil.virtual_memory()``),
+    unless ``execution.oversubscribe``; a search without local workers is not checked.
+
+    Raises:
+        ConfigError: one line naming the workers asked for, one worker's footprint, the memory available, the
+            most workers that fit and how to insist.
+    """
+    workers = config.execution.workers
+    if not workers or getattr(config.execution, "oversubscribe", False):
+        return
+    try:
+        import psutil
+    except ImportError:  # the local cluster needs Dask, which brings psutil: nothing to check without it
+        return
+    available = int(psutil.virtual_memory().available) if available_bytes is None else available_bytes
+    one = worker_footprint(config, space) if footprint is None else footprint
+    if workers * one.total <= available:
+        return
+    most = available // one.total
+    advice = (
+        f"use at most {most}"
+        if most
+        else "leave out --workers (candidates are then evaluated in this process)"
+    )
+    raise ConfigError(
+        f"execution.workers (--workers) is {workers}: {workers} x {_size(one.total)} per worker (this "
+        f"process's {_size(one.process)}, the supernet's {_size(one.supernet)} and {_size(one.margin)} to "
+        f"evaluate) is more than the {_size(available)} of memory available; {advice}, or add --oversubscribe "
+        "to insist"
+    )
 
 
 def check_profiles(config: SearchConfig) -> None:
@@ -148,6 +247,7 @@ def preflight(config: SearchConfig, *, space: Any | None = None) -> None:
     check_profiles(config)
     if space is None:
         space = _space_from_shape(config)
+    check_worker_memory(config, space)
     if space is not None:
         check_strategy(config, space)
     check_scheduler(config.execution.scheduler)

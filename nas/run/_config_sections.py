@@ -374,7 +374,8 @@ class ExecutionConfig(_Section):
     workers: int = Field(default=0, ge=0, description="0: in this process; N: a local Dask cluster")
     scheduler: str | None = None
     trial_timeout_s: float | None = Field(default=None, gt=0)
-    #: allow more workers or threads than this machine has cores (refused otherwise)
+    #: allow more workers or threads than this machine has cores, or more workers than fit in the memory
+    #: available (refused otherwise)
     oversubscribe: bool = False
 
     @model_validator(mode="after")
