@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas._atomic import atomic_write_bytes
 from nas.report._load import NOT_RECORDED, ReportError, number
 from nas.report._plots import (
     figure_png,
@@ -180,10 +180,10 @@ td{overflow-wrap:break-word}th{white-space:nowrap}h1{overflow-wrap:anywhere}
 
 
 def atomic_write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ReportError(f"cannot write {path}: {e.strerror or e}") from None
+    """Writes ``data`` to ``path`` atomically (:func:`nas._atomic.atomic_write_bytes`) and returns ``path``.
+
+    Raises:
+        ReportError: the file cannot be written; the old one is kept and no temporary file is left.
+    """
+    atomic_write_bytes(path, data, error=ReportError)
     return path

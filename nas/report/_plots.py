@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator, ScalarFormatter
 
+from nas._atomic import atomic_write
 from nas.report._units import _ENERGY, axis_scale, scale_for
 from search import Objective, Study, Trial, TrialState
 
@@ -92,8 +93,11 @@ def plot_front(study: Study, path: str | Path, *, highlight: Collection[int] = (
     fig.suptitle(f"{len(done)} trials, {len(front)} on the Pareto front")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:  # atomically: a failed write keeps the previous plot and leaves no temporary file
+        kind = path.suffix.lstrip(".") or "png"
+        atomic_write(path, lambda fh: fig.savefig(fh, format=kind, dpi=110), mode="wb")
+    finally:
+        plt.close(fig)
     return path
 
 

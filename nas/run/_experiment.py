@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from hardware_profiles import load_profile
+from nas._atomic import atomic_write_text
 from nas._errors import HwnasError, RunError
 from nas._schemas import TimingsFile
 from nas.data import DataSplits, load_dataset
@@ -240,7 +241,7 @@ class Experiment:
                     "set supernet.shift: 0 and supernet.flip: false, or data.options.augment: 0"
                 )
             # what a model of this run expects and answers: classes, shape, pixel scale and normalisation
-            (self.run_dir / "data.json").write_text(json.dumps(data.describe(), indent=2))
+            atomic_write_text(self.run_dir / "data.json", json.dumps(data.describe(), indent=2))
             spec = self.build_space(data)
             space_json = json.dumps(
                 {"space": space_ref(spec), "supernet": spec.to_dict(), "subnets": spec.num_subnets()}, indent=2
@@ -254,7 +255,7 @@ class Experiment:
                 raise RunError(f"cannot resume {self.run_dir}: its search space differs from this config's")
             if self._data is None and self._space is None:
                 preflight(cfg, space=spec)  # the space as sized for the loaded data
-            (self.run_dir / "space.json").write_text(space_json)
+            atomic_write_text(self.run_dir / "space.json", space_json)
             if self.resume:  # every check passed: what was searched is unchanged, only budgets and the like
                 write_config(self.run_dir, cfg)
         self._started = True
@@ -451,7 +452,7 @@ class Experiment:
                 failures=tuple((tr.number, tr.error or "") for tr in trials if tr.state is TrialState.FAILED),
                 feasible=has_feasible(study) or not self.constraints,
             )  # fmt: skip
-            (self.run_dir / "timings.json").write_text(TimingsFile(seconds=phase).to_json())
+            atomic_write_text(self.run_dir / "timings.json", TimingsFile(seconds=phase).to_json())
         finally:
             storage.close()
         return result

@@ -17,6 +17,8 @@ import onnx
 import torch
 from torch import nn
 
+from nas._atomic import atomic_replace
+
 __all__ = [
     "ARCH_METADATA_KEY",
     "INPUT_SHAPE_METADATA_KEY",
@@ -106,14 +108,7 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 def _atomic_save(model_proto: onnx.ModelProto, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(model_proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_replace(path, lambda tmp: onnx.save_model(model_proto, str(tmp)), error=None)
 
 
 def export_onnx(

@@ -5,7 +5,7 @@ from ``study.db`` (``pareto.json``, ``trials.csv``, ``models/``, the report) are
 that, the rows of ``trials.csv`` and the age of the report with ``study.db`` and rebuilds whatever is behind,
 so a kill between the last trial and the export, or while the report is written, is repaired by the next
 resume. Every derived file is written atomically (a temporary file, fsync, rename; the temporary file is
-removed when the write fails).
+removed when the write fails): :func:`nas._atomic.atomic_write`, named here too.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
+from nas._atomic import atomic_write, atomic_write_text
 from nas._errors import RunError, RuntimeFailure
 from nas.run._run_lock import LOCK_NAME, RunLock
 
@@ -43,36 +44,6 @@ __all__ = [
 
 #: model files hwnas writes into ``models/`` (``<id>.onnx``, ``<id>.int8.onnx``); only these are pruned
 _MODEL_FILE = re.compile(r"^\d+(\.[A-Za-z0-9_-]+)?\.onnx$")
-
-
-def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = "w", **open_kw: Any) -> None:
-    """Writes ``path`` through ``write(file)`` into ``path.tmp``, fsyncs it and renames it over ``path``.
-
-    Raises:
-        RuntimeFailure: the file cannot be written (disk full, read-only...); no ``.tmp`` is left behind.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, mode, **open_kw) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise RuntimeFailure(f"cannot write {path}: {e.strerror or e}") from None
-    with contextlib.suppress(OSError):  # the rename itself survives a crash once the folder is synced
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write` of a text (UTF-8)."""
-    atomic_write(path, lambda fh: fh.write(text), encoding="utf-8")
 
 
 def write_config(run_dir: Path, config: Any) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas._atomic import atomic_write, atomic_write_text
 from nas._schemas import SustainabilityFile
 from profilers import cpu_model_name
 
@@ -415,17 +416,19 @@ class SearchTracker:
 
     def write(self) -> None:
         """Writes ``sustainability.json`` and ``emissions_by_phase.csv`` (atomically; safe to call often)."""
-        _atomic(self.run_dir / "sustainability.json", SustainabilityFile.model_validate(self.summary()).to_json())
+        summary = SustainabilityFile.model_validate(self.summary()).to_json()
+        atomic_write_text(self.run_dir / "sustainability.json", summary)
         rows = list(self._task_rows.values())
         if rows:
             fields = list(dict.fromkeys(k for r in rows for k in r))
-            tmp = self.run_dir / "emissions_by_phase.csv.tmp"
-            with tmp.open("w", newline="") as fh:
+
+            def write(fh: Any) -> None:
                 w = csv.DictWriter(fh, fieldnames=fields)
                 w.writeheader()
                 for r in rows:
                     w.writerow({k: r.get(k, "") for k in fields})
-            os.replace(tmp, self.run_dir / "emissions_by_phase.csv")
+
+            atomic_write(self.run_dir / "emissions_by_phase.csv", write, newline="")
 
 
 def _totals_from(d: Mapping[str, Any]) -> PhaseTotals:
@@ -470,8 +473,3 @@ def _gpu_model() -> str | None:
         return None
     return None
 
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from nas._atomic import atomic_replace
+
 __all__ = ["CHECKPOINT_FORMAT", "check_config", "load_checkpoint", "save_checkpoint", "to_cpu"]
 
 CHECKPOINT_FORMAT = 1
@@ -73,12 +75,8 @@ def to_cpu(state: Any) -> Any:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Writes to a temporary file in the same folder, then renames it over ``path`` (atomic on POSIX)."""
+    """Writes to a temporary file in the same folder, fsyncs it and renames it over ``path``
+    (:func:`nas._atomic.atomic_replace`; errors are raised as they are)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_replace(path, lambda tmp: torch.save(state, tmp), error=None)
