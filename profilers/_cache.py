@@ -78,6 +78,7 @@ class MeasurementCache:
         self._misses = 0
         self.path: Path | None = Path(path) if path is not None else None
         self.autosave = autosave
+        self._relay: Callable[[object, JsonValue], None] | None = None
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -134,8 +135,21 @@ class MeasurementCache:
         encoded = _encode_value(value)
         with self._lock:
             self._entries[encoded_key] = encoded
-            if self.autosave and self.path is not None:
+            if self._relay is not None:
+                self._relay(key, json.loads(encoded))
+            elif self.autosave and self.path is not None:
                 self._save_locked(self.path)
+
+    def relay(self, send: Callable[[object, JsonValue], None]) -> None:
+        """From now on, hands every :meth:`put` to ``send(key, value)`` as soon as it is stored, and leaves the
+        file to the process ``send`` reaches (no autosave here).
+
+        For a child process that measures for its parent (a forked copy of the parent's cache): each finished
+        measurement reaches the parent, which stores and saves it, even when the child is killed later.
+        ``send`` is called under the cache's lock, in the order of the puts.
+        """
+        with self._lock:
+            self._relay = send
 
     def get_or_compute(self, key: object, compute: Callable[[], JsonValue]) -> JsonValue:
         """The cached value for ``key``, or ``compute()`` stored and returned.

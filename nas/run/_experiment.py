@@ -408,7 +408,8 @@ class Experiment:
                     # a hung candidate is killed, not waited for
                     from nas.run._killable import KillableExecutor
 
-                    pool.executor, pool.n_parallel = KillableExecutor(), 1
+                    # what a killed candidate measured is cached all the same
+                    pool.executor, pool.n_parallel = KillableExecutor(caches=(cache,)), 1
                 remote = pool.client is not None
                 # Workers get the supernet once; their evaluation energy is the machine's, counted as a phase.
                 with tracker.phase("candidate_evaluation" if remote else "search_overhead"):
