@@ -21,6 +21,8 @@ _SQRT5 = math.sqrt(5.0)
 _LOG_LS = (math.log(1e-2), math.log(20.0))
 _LOG_SF2 = (math.log(0.05), math.log(20.0))
 _LOG_SN2 = (math.log(1e-6), math.log(1.0))
+#: Most points the hyperparameters are estimated on (see :meth:`GaussianProcess.fit`).
+MAX_FIT_POINTS = 200
 
 
 class GaussianProcess:
@@ -74,10 +76,23 @@ class GaussianProcess:
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(
-        self, X: np.ndarray, y: np.ndarray, *, optimize: bool = True, restart: bool = True, max_iter: int = 60
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        optimize: bool = True,
+        restart: bool = True,
+        max_iter: int = 60,
+        max_fit_points: int | None = MAX_FIT_POINTS,
     ) -> GaussianProcess:
         """Conditions on ``(X, y)``; with ``optimize``, re-estimates the hyperparameters first, starting from
-        the current ones and (with ``restart``) from the defaults too."""
+        the current ones and (with ``restart``) from the defaults too.
+
+        With more than ``max_fit_points`` points, the hyperparameters are estimated on that many of them
+        (a subset drawn with the number of points as seed, so a fit is reproducible), and the GP is then
+        conditioned on all of them: each likelihood evaluation costs a cubic in the points, so this bounds
+        the cost of a re-estimation, while a few hundred points fix a handful of lengthscales as well as
+        more would. ``None`` uses every point."""
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.dim or len(X) != len(y) or len(y) == 0:
@@ -94,9 +109,13 @@ class GaussianProcess:
         if optimize and len(y) >= 2:
             lo = np.array([_LOG_LS[0]] * self.n_ls + [_LOG_SF2[0], _LOG_SN2[0]])
             hi = np.array([_LOG_LS[1]] * self.n_ls + [_LOG_SF2[1], _LOG_SN2[1]])
+            Xf, zf = X, z
+            if max_fit_points is not None and len(y) > max_fit_points:
+                keep = np.sort(np.random.default_rng(len(y)).choice(len(y), max_fit_points, replace=False))
+                Xf, zf = X[keep], z[keep]
             best: tuple[float, np.ndarray] | None = None
             for start in (self.theta, self._default()) if restart else (self.theta,):
-                theta, value = _lbfgs(lambda t: self._objective(t, X, z), start, lo, hi, max_iter)
+                theta, value = _lbfgs(lambda t: self._objective(t, Xf, zf), start, lo, hi, max_iter)
                 if best is None or value < best[0]:
                     best = (value, theta)
             self.theta = best[1]  # type: ignore[index]

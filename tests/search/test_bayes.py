@@ -207,6 +207,29 @@ def test_the_gp_fits_a_smooth_function_and_its_likelihood_gradient_is_exact():
     assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
+def test_hyperparameters_of_many_points_are_estimated_on_a_reproducible_subset_and_conditioned_on_all():
+    rng = np.random.default_rng(1)
+    X = rng.random((60, 2))
+    y = np.sin(5 * X[:, 0]) + X[:, 1] ** 2
+    seen: list[int] = []
+    gp = GaussianProcess(2)
+    objective = gp._objective
+
+    def counting(theta, Xf, zf):
+        seen.append(len(Xf))
+        return objective(theta, Xf, zf)
+
+    gp._objective = counting  # type: ignore[method-assign]
+    gp.fit(X, y, max_fit_points=25)
+    assert seen and max(seen) == 25  # every likelihood evaluation on 25 of the 60 points
+    mean, var = gp.predict(X)
+    assert np.max(np.abs(mean - y)) < 0.05 and np.all(var < 1e-2)  # conditioned on all 60
+    again = GaussianProcess(2).fit(X, y, max_fit_points=25)
+    assert np.array_equal(again.theta, gp.theta)  # the subset is the same each time
+    whole = GaussianProcess(2).fit(X, y, max_fit_points=None)
+    assert not np.array_equal(whole.theta, gp.theta)
+
+
 def test_normal_cdf_matches_erf():
     z = np.linspace(-6, 6, 121)
     exact = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in z])
