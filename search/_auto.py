@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,7 @@ class AutoStrategy(Strategy):
     Args:
         budget: evaluations the search will run (``None``: 120 assumed).
         seed: seed of the chosen strategy.
+        population_size: passed to the chosen strategy where it has a population (``nsga2``), else unused.
 
     Example:
         >>> from search import AutoStrategy, Choice, Objective, Space
@@ -59,11 +61,18 @@ class AutoStrategy(Strategy):
 
     name = "auto"
 
-    def __init__(self, *, budget: int | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self, *, budget: int | None = None, seed: int | None = None, population_size: int | None = None
+    ) -> None:
         super().__init__()
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ValueError(f"budget must be a positive integer or None, got {budget!r}")
+        if population_size is not None and (
+            isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2
+        ):
+            raise ValueError(f"population_size must be an integer of at least 2 or None, got {population_size!r}")
         self.budget = budget
+        self.population_size = population_size
         self._seed = seed
         self._inner: Strategy | None = None
         self.chosen: str | None = None
@@ -71,9 +80,11 @@ class AutoStrategy(Strategy):
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
         super().setup(space, objectives)
-        from search._factory import make_strategy
+        from search._factory import STRATEGIES, make_strategy
 
         name, options, why = choose(space, len(objectives), self.budget)
+        if self.population_size is not None and "population_size" in inspect.signature(STRATEGIES[name]).parameters:
+            options = {**options, "population_size": self.population_size}
         inner = make_strategy(name, seed=self._seed, **options)
         inner.configure(canonical=self._canonical, repeats=self.repeats)
         inner.setup(space, objectives)

@@ -63,8 +63,8 @@ def make_strategy(
         _check_options(name, options, [p for p in inspect.signature(cls.__init__).parameters if p != "self"])
         return cls(seed=seed, **options)  # type: ignore[call-arg]
     if name == AutoStrategy.name:
-        _check_options(name, options, ["budget", "seed"])
-        return AutoStrategy(budget=budget, seed=seed)
+        _check_options(name, options, ["budget", "seed", "population_size"])
+        return AutoStrategy(budget=budget, seed=seed, **options)
     if name in OPTUNA_NAMES:
         retries = options.pop("max_retries", 1)
         return OptunaStrategy(

@@ -127,7 +127,10 @@ def load_run(path: str | Path) -> Run:
         raise ReportError(f"{e}; give {what}") from None
     try:
         trials = storage.trials()
-        meta = {k: storage.get_meta(k) for k in ("objectives", "constraints", "strategy", "profile", "space")}
+        meta = {
+            k: storage.get_meta(k)
+            for k in ("objectives", "constraints", "strategy", "strategy_described", "profile", "space")
+        }
         meta_config = storage.get_meta("config")
     except (StorageError, OSError, ValueError) as e:
         raise ReportError(f"{db} cannot be read ({e}); give {what}") from None
@@ -190,7 +193,9 @@ def load_run(path: str | Path) -> Run:
         reference_source=source,
         trials=tuple(trials),
         constraints=tuple(str(c) for c in meta["constraints"] or ()),
-        strategy=str(meta["strategy"] or (config.get("search") or {}).get("strategy") or NOT_RECORDED),
+        strategy=str(
+            meta["strategy_described"] or meta["strategy"] or (config.get("search") or {}).get("strategy") or NOT_RECORDED
+        ),
         profile=str(meta["profile"] or config.get("profile") or NOT_RECORDED),
         space=space,
         models=tuple(m for m in models if isinstance(m, Mapping) and "id" in m),

@@ -56,6 +56,8 @@ def make_strategy(section: SearchSection, *, seed: int) -> Any:
     import search
 
     options = dict(section.strategy_options)
+    if section.strategy == "auto" and "population_size" not in options:
+        options["population_size"] = section.population  # used if it picks a strategy with a population
     if section.strategy not in search.STRATEGIES:  # auto, optuna:*
         try:
             return search.make_strategy(section.strategy, seed=seed, budget=section.trials, **options)
@@ -242,7 +244,7 @@ class SpaceConfig(_Section):
 class SearchSection(_Section):
     """The search itself: strategy, budget, objectives, constraints."""
 
-    strategy: str = "nsga2"
+    strategy: str = "auto"
     trials: int = Field(default=120, ge=1)
     population: int = Field(default=16, ge=2)
     objectives: tuple[str, ...] = ("error", "latency_ms")

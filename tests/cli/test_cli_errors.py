@@ -196,7 +196,7 @@ def _closed_port() -> int:
         (["--country", "XYZ"], "ISO 3166 alpha-3"),
         (["--name", "n" * 300], "at most 100"),
         (["--seed", "18446744073709551616"], "less than or equal to 4294967295"),
-        (["--strategy-option", "population_size=abc"], "wrong type"),
+        (["--strategy", "nsga2", "--strategy-option", "population_size=abc"], "wrong type"),
         (["--strategy", "grid"], "more than max_points"),
         (["--profile", "local-cuda"], "CUDAExecutionProvider"),
         (["--scheduler", "tcp://127.0.0.1:{port}"], "no Dask scheduler answers"),

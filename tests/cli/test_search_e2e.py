@@ -50,6 +50,11 @@ def test_run_directory_has_every_output(run):
     assert not (run / "tmp").exists()
 
 
+def test_the_default_strategy_picks_by_the_budget_and_the_report_says_what_it_picked(run):
+    md = (run / "report.md").read_text()
+    assert "**Strategy:** auto: bayes (a budget of 10 evaluations is at most 200)" in md
+
+
 def test_the_supernet_was_trained_on_shifted_images_with_a_black_border(run):
     config = torch.load(run / "supernet.pt", weights_only=True)["config"]
     assert config["shift"] == 1 and config["flip"] is False

@@ -79,6 +79,17 @@ def test_auto_runs_exactly_what_it_picked():
     assert run(make_strategy("auto", seed=5, budget=60)) == run(make_strategy("bayes", seed=5))
 
 
+def test_auto_gives_its_population_size_to_a_strategy_that_has_one():
+    big = make_strategy("auto", seed=0, budget=500, population_size=6)
+    Study(space=NB, objectives=[Objective("a"), Objective("b")], strategy=big)
+    assert big.chosen == "nsga2" and big.inner.population_size == 6
+    small = make_strategy("auto", seed=0, budget=50, population_size=6)
+    Study(space=NB, objectives=[Objective("a"), Objective("b")], strategy=small)
+    assert small.chosen == "bayes"  # no population: unused
+    with pytest.raises(ValueError, match="population_size must be an integer of at least 2"):
+        make_strategy("auto", seed=0, population_size=1)
+
+
 def test_auto_passes_the_canonical_map_to_what_it_picked():
     def canonical(p):
         return tuple(v for k, v in sorted(p.items()) if k != "e5")  # e5 changes nothing
