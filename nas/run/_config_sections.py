@@ -326,6 +326,10 @@ class EvalConfig(_Section):
     quantize: Literal["none", "int8"] = "none"
     int8_max_drop: float = Field(default=1.0, ge=0)
     int8_calibration: int = Field(default=256, ge=1, description="training images calibrating INT8 ranges")
+    #: activations of the INT8 models: uint8 (asymmetric) or int8 (symmetric, ONNX Runtime's QDQ default);
+    #: auto takes uint8 for a profile measured on this machine's x86 CPU with ONNX Runtime's CPU provider
+    #: (there int8 activations leave residual additions in float, BENCHMARKS.md (k)), int8 elsewhere
+    int8_activations: Literal["auto", "int8", "uint8"] = "auto"
     #: with quantize: int8, score every candidate as INT8 too (error_int8, latency_ms_int8; at fidelity f on
     #: that share of the validation split)
     quantize_candidates: bool = False

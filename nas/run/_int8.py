@@ -1,8 +1,8 @@
 """INT8 as deployed: each front model statically quantized, checked, scored and timed beside its float twin.
 
 With ``evaluation.quantize: int8`` (``--quantize int8``), every exported front model ``models/<id>.onnx`` gets
-a twin ``models/<id>.int8.onnx``: ONNX Runtime's static quantization (QDQ, per-channel int8 weights, int8
-activations), calibrated on ``evaluation.int8_calibration`` training images of the run's data split (already
+a twin ``models/<id>.int8.onnx``: ONNX Runtime's static quantization (QDQ, per-channel int8 weights, uint8
+or int8 activations as :func:`activation_type` picks), calibrated on ``evaluation.int8_calibration`` training images of the run's data split (already
 normalised as the model expects), checked by ``onnx.checker`` and carrying the float model's metadata plus
 ``hwnas.precision: int8`` (:func:`profilers.quantize_int8`). Its validation error is measured against the
 float model's on the same images (:func:`profilers.compare_int8_accuracy`), and both are timed on the
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from nas.run._front import ModelRecord
 from nas.spaces import Arch
 from profilers import compare_int8_accuracy, quantize_int8
 
-__all__ = ["CandidateInt8", "calibration_images", "quantize_front", "split_arrays"]
+__all__ = ["CandidateInt8", "activation_type", "calibration_images", "quantize_front", "split_arrays"]
 
 
 def split_arrays(dataset: Any, *, limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,18 +63,38 @@ def calibration_images(evaluator: CandidateEvaluator, config: SearchConfig) -> n
     return split_arrays(evaluator.data.train, limit=config.evaluation.int8_calibration, seed=config.seed)[0]
 
 
+def activation_type(evaluator: CandidateEvaluator, config: SearchConfig) -> str:
+    """``"uint8"`` or ``"int8"``: ``evaluation.int8_activations``, with ``auto`` resolved for the profile.
+
+    ``auto`` is ``uint8`` when the profile runs ONNX Runtime's CPU provider on this machine and this machine is
+    x86-64: there ONNX Runtime runs a QDQ graph with uint8 activations wholly in integer kernels, while with
+    int8 activations it leaves the residual additions, and the convolutions next to them, in float between
+    quantize and dequantize nodes, so the model is no faster than float (BENCHMARKS.md (k)). Elsewhere (a GPU,
+    an ARM device, a profile measured on another machine) ``int8``, ONNX Runtime's default for QDQ.
+    """
+    setting = config.evaluation.int8_activations
+    if setting != "auto":
+        return setting
+    profile = evaluator.profile
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    cpu_provider = tuple(profile.providers[:1]) == ("CPUExecutionProvider",)
+    here = evaluator.device_here and profile.device == "cpu" and profile.runtime == "onnxruntime"
+    return "uint8" if x86 and cpu_provider and here else "int8"
+
+
 def quantize_front(
     models: list[ModelRecord], evaluator: CandidateEvaluator, run_dir: Path, config: SearchConfig
 ) -> list[ModelRecord]:
     """The front's models with their INT8 figures (``ModelRecord.int8``), the INT8 files written beside them."""
     calibration = calibration_images(evaluator, config)
     val_x, val_y = split_arrays(evaluator.data.val)
+    activations = activation_type(evaluator, config)
     out = []
     for m in models:
         float_path = run_dir / m.onnx
         int8_path = float_path.with_name(f"{float_path.stem}.int8.onnx")
         try:
-            q = quantize_int8(float_path, int8_path, calibration)
+            q = quantize_int8(float_path, int8_path, calibration, activation_type=activations)
         except (RuntimeError, ValueError) as e:
             raise RunError(f"model {m.id} could not be quantized to int8: {e}") from None
         acc = compare_int8_accuracy(float_path, int8_path, val_x, val_y)
@@ -88,6 +109,7 @@ def quantize_front(
             "size_bytes": q.int8_bytes,
             "float_size_bytes": q.float_bytes,
             "calibration_images": q.calibration_images,
+            "activations": activations,
             "profile": evaluator.profile.name,
         }
         figures |= _timed(evaluator, float_path, int8_path)
@@ -134,7 +156,9 @@ class CandidateInt8:
             float_path = Path(tmp) / "float.onnx"
             with ev.work_lock():
                 export_onnx(model.cpu().eval(), float_path, ev.data.input_shape, exporter=ev.exporter)
-                q = quantize_int8(float_path, Path(tmp) / "int8.onnx", self._calibration)
+                q = quantize_int8(
+                    float_path, Path(tmp) / "int8.onnx", self._calibration, activation_type=activation_type(ev, self.config)
+                )
                 acc = compare_int8_accuracy(float_path, q.int8_path, val_x[::step], val_y[::step])
             metrics = {"error_int8": acc.int8_error_pct, "int8_drop_pct": acc.drop_pct}
             timed = _timed(ev, float_path, q.int8_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -76,6 +78,13 @@ def test_each_front_model_has_an_int8_twin_with_the_same_metadata(run):
         assert {k: int8_meta[k] for k in float_meta} == float_meta
         assert json.loads(int8_meta["hwnas.arch"]) == m["arch"]
         assert any(n.op_type == "QuantizeLinear" for n in int8_model.graph.node)
+        # activations as picked for the profile: the zero points of the activations' QuantizeLinear nodes
+        expected = "uint8" if platform.machine().lower() in ("x86_64", "amd64") else "int8"
+        assert q["activations"] == expected
+        inits = {t.name: t for t in int8_model.graph.initializer}
+        first = next(n for n in int8_model.graph.node if n.op_type == "QuantizeLinear")
+        zero_point = onnx.helper.tensor_dtype_to_np_dtype(inits[first.input[2]].data_type)
+        assert zero_point == np.dtype(expected)
         assert q["size_bytes"] == (run.run_dir / q["onnx"]).stat().st_size < q["float_size_bytes"]
         assert q["latency_ms"] > 0 and q["float_latency_ms"] > 0
         assert q["drop_pct"] == pytest.approx(q["error"] - q["float_error"])
@@ -123,3 +132,27 @@ def test_split_arrays_gives_what_the_model_is_fed():
         int(np.sort(np.random.default_rng(1).choice(len(data.val), 10, replace=False))[0])
     ]
     assert np.allclose(x[0], first.numpy()) and y[0] == label
+
+
+@pytest.mark.parametrize(
+    "setting, machine, providers, here, expected",
+    [
+        ("auto", "x86_64", ["CPUExecutionProvider"], True, "uint8"),
+        ("auto", "AMD64", ["CPUExecutionProvider"], True, "uint8"),
+        ("auto", "aarch64", ["CPUExecutionProvider"], True, "int8"),  # an ARM CPU
+        ("auto", "x86_64", ["CPUExecutionProvider"], False, "int8"),  # measured elsewhere (a table)
+        ("auto", "x86_64", ["CUDAExecutionProvider", "CPUExecutionProvider"], True, "int8"),
+        ("int8", "x86_64", ["CPUExecutionProvider"], True, "int8"),
+        ("uint8", "aarch64", ["CPUExecutionProvider"], True, "uint8"),
+    ],
+)
+def test_int8_activations_fit_the_profile(monkeypatch, setting, machine, providers, here, expected):
+    from nas.run._int8 import activation_type
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    device = "cuda" if providers[0].startswith("CUDA") else "cpu"
+    evaluator = SimpleNamespace(
+        profile=SimpleNamespace(providers=tuple(providers), device=device, runtime="onnxruntime"), device_here=here
+    )
+    config = load_config(overrides={"evaluation.int8_activations": setting})
+    assert activation_type(evaluator, config) == expected
