@@ -541,29 +541,28 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     )
     all_runs = list(runs.values())
     if "bayes" in strategies and "nsga2" in strategies and "auto" not in strategies:
-        from search._auto import GP_MAX_BUDGET
+        from search._auto import GP_MAX_BUDGET, GP_MAX_BUDGET_MANY_OBJECTIVES
 
         for (pr, s, seed), r in list(runs.items()):
             if s != "bayes" or (pr, "nsga2", seed) not in runs:
                 continue
             n = runs[(pr, "nsga2", seed)]
+            limit = GP_MAX_BUDGET if "+" not in pr else GP_MAX_BUDGET_MANY_OBJECTIVES  # a+b: 3 objectives
             composed: dict[str, Any] = {
                 "problem": pr,
                 "strategy": "auto",
                 "seed": seed,
                 "status": "ok",
                 "evaluations": max(
-                    b
-                    for b in budgets
-                    if (b <= GP_MAX_BUDGET and str(b) in r["regret"]) or str(b) in n["regret"]
+                    b for b in budgets if (b <= limit and str(b) in r["regret"]) or str(b) in n["regret"]
                 ),
-                "describe": f"bayes up to {GP_MAX_BUDGET}, nsga2 beyond",
+                "describe": f"bayes up to {limit}, nsga2 beyond",
             }
             for field in ("regret", "front_share", "distinct", "overhead_mean_ms"):
                 composed[field] = {
-                    str(b): (r if b <= GP_MAX_BUDGET else n)[field][str(b)]
+                    str(b): (r if b <= limit else n)[field][str(b)]
                     for b in budgets
-                    if str(b) in (r if b <= GP_MAX_BUDGET else n)[field]
+                    if str(b) in (r if b <= limit else n)[field]
                 }
             all_runs.append(composed)
         strategies.insert(strategies.index("bayes") + 1, "auto")

@@ -51,8 +51,9 @@ def test_every_name_is_made_and_unknown_names_and_options_are_refused_with_the_v
     [
         (50, "bayes", BayesStrategy),
         (200, "bayes", BayesStrategy),
+        (500, "bayes", BayesStrategy),
         (None, "bayes", BayesStrategy),
-        (201, "nsga2", NSGA2Strategy),
+        (501, "nsga2", NSGA2Strategy),
         (1000, "nsga2", NSGA2Strategy),
     ],
 )
@@ -75,12 +76,20 @@ def test_auto_runs_exactly_what_it_picked():
         study.optimize(lambda t: {"a": hash(t.params["e0"]) % 7, "b": len(t.params["e2"])}, n_trials=20)
         return [t.params for t in study.trials]
 
-    assert run(make_strategy("auto", seed=5, budget=500)) == run(make_strategy("nsga2", seed=5))
+    assert run(make_strategy("auto", seed=5, budget=1000)) == run(make_strategy("nsga2", seed=5))
     assert run(make_strategy("auto", seed=5, budget=60)) == run(make_strategy("bayes", seed=5))
 
 
+def test_auto_keeps_the_gaussian_processes_to_smaller_budgets_with_three_objectives():
+    three = [Objective("a"), Objective("b"), Objective("c")]
+    for budget, chosen in ((200, "bayes"), (201, "nsga2"), (500, "nsga2")):
+        s = make_strategy("auto", seed=0, budget=budget)
+        Study(space=NB, objectives=three, strategy=s)
+        assert s.chosen == chosen and s.describe().endswith("for 3 objectives)")
+
+
 def test_auto_gives_its_population_size_to_a_strategy_that_has_one():
-    big = make_strategy("auto", seed=0, budget=500, population_size=6)
+    big = make_strategy("auto", seed=0, budget=1000, population_size=6)
     Study(space=NB, objectives=[Objective("a"), Objective("b")], strategy=big)
     assert big.chosen == "nsga2" and big.inner.population_size == 6
     small = make_strategy("auto", seed=0, budget=50, population_size=6)
