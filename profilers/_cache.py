@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -73,6 +74,7 @@ class MeasurementCache:
 
     def __init__(self, *, path: str | os.PathLike[str] | None = None, autosave: bool = True) -> None:
         self._lock = threading.RLock()
+        _CACHES.add(self)
         self._entries: dict[str, str] = {}
         self._hits = 0
         self._misses = 0
@@ -227,3 +229,18 @@ class _Missing:
 
 
 _MISSING = _Missing()
+
+
+#: every cache of this process, so that a forked child gets fresh locks (see _after_fork_in_child)
+_CACHES: weakref.WeakSet[MeasurementCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with one thread; a cache lock that another thread of the parent held at the fork
+    (storing or saving an entry) would never be released there, so each cache gets a fresh lock."""
+    for cache in list(_CACHES):
+        cache._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

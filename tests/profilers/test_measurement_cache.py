@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -158,3 +159,37 @@ def test_concurrent_use_loses_nothing(tmp_path: Path) -> None:
     for i in range(n_keys):
         value = reloaded.get_quietly((f"arch{i}", "local-cpu", 1, (1, 8, 8)))
         assert isinstance(value, dict) and value["i"] == i
+
+
+def _put_in_forked_child(cache):
+    cache.put("k", 1)
+    os._exit(0 if cache.get("k") == 1 else 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_uses_a_cache_whose_lock_another_thread_held_at_the_fork():
+    # The searching process forks each evaluation under --trial-timeout while another of its threads may be
+    # storing a killed child's measurement under the cache's lock: the child must not inherit a held lock.
+    import multiprocessing
+
+    cache = MeasurementCache()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with cache._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    child = multiprocessing.get_context("fork").Process(target=_put_in_forked_child, args=(cache,))
+    child.start()
+    child.join(30)  # a put takes microseconds; without fresh locks the child waits for ever
+    stuck = child.is_alive()
+    if stuck:
+        child.kill()
+        child.join()
+    release.set()
+    holder.join()
+    assert not stuck and child.exitcode == 0
