@@ -4,6 +4,8 @@
 of a trial past its deadline, which kills the child, records the trial FAILED with a timeout error and goes on.
 An evaluation in the searching process itself could only be abandoned, never stopped.
 
+A child runs torch on one thread (see :func:`_child`): after a fork, torch's OpenMP thread pool cannot be used.
+
 Measurements a child makes are not lost with it: each :class:`~profilers.MeasurementCache` given as ``caches``
 relays every entry the child stores to the parent over the pipe as soon as it is made; the parent stores it in
 its own cache (which saves its file), so a trial killed after its latency was measured leaves that latency
@@ -21,6 +23,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -74,6 +77,12 @@ def _child(
     caches: tuple[MeasurementCache, ...] = (),
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills this child
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # GNU OpenMP, which CPU builds of torch use, cannot run a parallel region in a forked child of a
+        # process that ran one (training on several threads): the child's first parallel operator would wait
+        # for ever. On one thread torch runs every operator without entering OpenMP.
+        torch.set_num_threads(1)
     sending = threading.Lock()
 
     def relay(index: int) -> Callable[[object, Any], None]:

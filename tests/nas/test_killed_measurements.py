@@ -75,3 +75,32 @@ def test_a_relaying_cache_hands_each_put_on_at_once_and_leaves_its_file_alone(tm
     assert sent == [(("arch", "local-cpu", 1, (1, 8, 8)), {"latency_ms": 0.5})]
     assert cache.get_quietly(("arch", "local-cpu", 1, [1, 8, 8])) == {"latency_ms": 0.5}
     assert not (tmp_path / "c.json").exists()  # the process relayed to saves it
+
+
+def _depthwise_conv_sum() -> float:
+    import torch
+
+    weight = torch.ones(64, 1, 3, 3)
+    return float(torch.nn.functional.conv2d(torch.ones(8, 64, 64, 64), weight, groups=64).sum())
+
+
+def test_a_child_runs_torch_after_the_parent_used_several_threads():
+    # The searching process trains on --threads N before it forks each evaluation; torch's OpenMP pool
+    # cannot be used in a forked child, so a child that ran torch on several threads would wait for ever.
+    import torch
+
+    from nas.run._killable import KillableExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _depthwise_conv_sum()  # the parent runs a parallel region
+        with KillableExecutor() as ex:
+            future = ex.submit(_depthwise_conv_sum)
+            try:
+                value = future.result(timeout=60)  # microseconds of work; without the fix, never
+            finally:
+                future.cancel()
+    finally:
+        torch.set_num_threads(before)
+    assert value == _depthwise_conv_sum()
