@@ -372,9 +372,10 @@ class Experiment:
             except ValueError as e:  # a strategy that cannot search this space says why
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
             if hasattr(study.strategy, "describe"):  # e.g. what auto picked: in the progress and the report
-                storage.set_meta("strategy_described", study.strategy.describe())
+                described = study.strategy.describe()
+                storage.set_meta("strategy_described", described)
                 if hasattr(self.reporter, "note"):
-                    self.reporter.note(f"strategy: {study.strategy.describe()}")
+                    self.reporter.note(f"strategy: {described}")
             storage.set_meta("config", cfg.model_dump(mode="json"))
             storage.set_meta("supernet", spec.to_dict())
             storage.set_meta("search_space", space_ref(spec))
