@@ -88,6 +88,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driving as sb
+from nb201 import _fmt  # median [Q1, Q3] in %
 
 from search import Choice, Objective, Space, Study, non_dominated_mask
 
@@ -575,12 +576,6 @@ def summarise(
             tests[f"{s} > {t}"] = {"better": s, "other": t, "p": row}
     summary["p_higher_hv"] = tests
     return summary
-
-
-def _fmt(q: Mapping[str, float] | None) -> str:
-    if q is None:
-        return "n/a"
-    return f"{100 * q['median']:.2f} [{100 * q['q1']:.2f}, {100 * q['q3']:.2f}]"
 
 
 def _pfmt(p: float | None) -> str:
