@@ -24,6 +24,7 @@ def test_every_example_validates(path, tmp_path, monkeypatch):
     assert cfg.search.trials >= 1
 
 
+@pytest.mark.slow
 def test_hyperparameter_tuning_example_runs_brackets_and_warm_starts(tmp_path, capsys):
     import importlib.util
     import json

@@ -150,6 +150,7 @@ def test_console_script_prints_no_traceback():
     assert "Traceback" not in proc.stderr and "unknown strategy 'nope'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_a_run_with_a_corrupt_study_is_refused_and_the_file_kept(tmp_path, capsys, cfg):
     config = "supernet:\n  epochs: 1\nsearch:\n  trials: 2\n  population: 2\ntracking:\n  enabled: false\n"
     code = main(["search", "--config", cfg(config), "--out", str(tmp_path), "--name", "r"])

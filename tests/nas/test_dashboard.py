@@ -115,6 +115,7 @@ def shown(browser: str, url: str) -> tuple[int, str]:
     return int(found.group(1)), found.group(2)
 
 
+@pytest.mark.slow
 def test_the_page_follows_a_running_search_in_chromium(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:

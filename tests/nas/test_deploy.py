@@ -93,6 +93,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return nas.Experiment(cfg).run().run_dir
 
 
+@pytest.mark.slow
 def test_load_run_lists_the_front_of_pareto_json(tiny_run: Path) -> None:
     run = nas.load_run(tiny_run)
     pareto = json.loads((tiny_run / "pareto.json").read_text())
@@ -107,6 +108,7 @@ def test_load_run_lists_the_front_of_pareto_json(tiny_run: Path) -> None:
         run.load_model(999)
 
 
+@pytest.mark.slow
 def test_a_loaded_model_gives_the_outputs_of_its_onnx_file(tiny_run: Path) -> None:
     run = nas.load_run(tiny_run)
     x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
@@ -122,6 +124,7 @@ def test_a_loaded_model_gives_the_outputs_of_its_onnx_file(tiny_run: Path) -> No
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_module_without_recalibration_would_differ(tiny_run: Path) -> None:
     """The check above can fail: the raw subnet of the supernet (batch norms not recalibrated) differs."""
     run = nas.load_run(tiny_run)
@@ -132,6 +135,7 @@ def test_a_module_without_recalibration_would_differ(tiny_run: Path) -> None:
         assert not torch.allclose(raw(x), run.load_model(m.id)(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_hwnas_pick_prints_the_model_or_the_unmet_bound(
     tiny_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,6 +154,7 @@ def test_hwnas_pick_prints_the_model_or_the_unmet_bound(
         assert err.count("\n") == 1 and "error, latency_ms, energy_mj" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_pick_and_load_example_runs_on_a_real_run(tiny_run: Path) -> None:
     import subprocess
     import sys

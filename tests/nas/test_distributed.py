@@ -311,6 +311,7 @@ def test_recipe_arguments_are_checked(change, message):
 # -- on the cluster ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_futures_are_concurrent_futures_and_errors_come_back_as_failed_trials(pool):
     ready(pool)
     assert pool.n_parallel == 2 and pool.allowed_failures == 1
@@ -473,6 +474,7 @@ def test_a_trial_whose_worker_is_killed_completes_on_retry(pool, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_trial_that_kills_every_worker_fails_after_one_retry_and_the_search_goes_on(pool, tmp_path):
     by_x = run_killer(ready(pool), tmp_path, (0, 2, 4, 5))
     always = by_x[0]

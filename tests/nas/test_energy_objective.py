@@ -24,6 +24,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_a_search_on_energy_labels_every_figure_with_its_method(tmp_path, monkeypatch):
     # energy: estimate, so that the figures come from the profile's power model on every machine, RAPL
     # readable or not; 4 logical cores, so that one thread is a known share of them.

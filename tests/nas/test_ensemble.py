@@ -103,6 +103,7 @@ def ensemble_run(tmp_path_factory):
     return Experiment(cfg).run()
 
 
+@pytest.mark.slow
 def test_each_member_trains_like_the_plain_supernet_from_its_own_seed(ensemble_run, digits):
     run = ensemble_run.run_dir
     first = torch.load(run / "supernet.pt", weights_only=True)
@@ -119,6 +120,7 @@ def test_each_member_trains_like_the_plain_supernet_from_its_own_seed(ensemble_r
     assert training["members"] == 2 and training["completed_epochs"] == 2
 
 
+@pytest.mark.slow
 def test_front_models_are_the_subnets_of_the_member_that_scored_best(ensemble_run):
     run = ensemble_run.run_dir
     pareto = json.loads((run / "pareto.json").read_text())
@@ -141,6 +143,7 @@ def test_front_models_are_the_subnets_of_the_member_that_scored_best(ensemble_ru
         assert f"{m['validation_error']:.4g}" in md
 
 
+@pytest.mark.slow
 def test_reexport_loads_every_member_and_names_a_missing_one(ensemble_run, tmp_path):
     run = ensemble_run.run_dir
     model = next(m for m in json.loads((run / "pareto.json").read_text())["models"])
@@ -154,6 +157,7 @@ def test_reexport_loads_every_member_and_names_a_missing_one(ensemble_run, tmp_p
         reexport(copy, model["id"], out=tmp_path / "x.onnx")
 
 
+@pytest.mark.slow
 def test_a_budget_stop_inside_the_ensemble_resumes_with_the_members_left(tmp_path):
     cfg = load_config(
         overrides={
@@ -183,6 +187,7 @@ def _csv(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_the_members_of_a_run_cannot_change_on_resume(ensemble_run):
     from nas.run._config import ConfigError, resume_config
 

@@ -121,6 +121,7 @@ def test_few_without_from_is_a_usage_error(tmp_path, capsys):
     assert "--few N and --from TABLE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_search_predicts_latency_from_a_few_shot_profile(spec, tmp_path, capsys):
     source = _lut(spec, tmp_path / "edge.json", 1.0)
     config = tmp_path / "space.yaml"

@@ -31,6 +31,7 @@ def weights(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.state_dict().values()]
 
 
+@pytest.mark.slow
 def test_fine_tuning_is_seeded_by_the_arch_and_scaled_by_fidelity():
     ev = evaluator(40)
     arch = ev.spec.largest_arch()
@@ -44,6 +45,7 @@ def test_fine_tuning_is_seeded_by_the_arch_and_scaled_by_fidelity():
     assert not all(torch.equal(x, y) for x, y in zip(weights(a), weights(quarter)))
 
 
+@pytest.mark.slow
 def test_fine_tuning_an_untrained_supernet_lowers_its_error():
     arch = evaluator(0).spec.largest_arch()
     before = evaluator(0).score(arch)["error"]
@@ -51,6 +53,7 @@ def test_fine_tuning_an_untrained_supernet_lowers_its_error():
     assert after < before - 10  # 60 steps on digits take an untrained net far from chance (about 90% error)
 
 
+@pytest.mark.slow
 def test_front_models_fine_tuned_before_export_are_better_and_reexport_alike(tmp_path):
     plain, tuned = evaluator(0), evaluator(0, export_steps=60)
     arch = plain.spec.largest_arch()

@@ -63,6 +63,7 @@ def run(tmp_path_factory):
     return Experiment(cfg).run()
 
 
+@pytest.mark.slow
 def test_each_front_model_has_an_int8_twin_with_the_same_metadata(run):
     pareto = json.loads((run.run_dir / "pareto.json").read_text())
     assert pareto["models"]
@@ -93,6 +94,7 @@ def test_each_front_model_has_an_int8_twin_with_the_same_metadata(run):
         assert q["float_error"] == pytest.approx(m["validation_error"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_candidates_are_scored_as_int8_too(run):
     pareto = json.loads((run.run_dir / "pareto.json").read_text())
     assert [o["name"] for o in pareto["objectives"]] == ["error", "latency_ms", "error_int8"]
@@ -103,6 +105,7 @@ def test_candidates_are_scored_as_int8_too(run):
         assert m["metrics"]["latency_ms_int8"] > 0
 
 
+@pytest.mark.slow
 def test_flagged_models_are_named_in_the_summary_and_the_report(run):
     pareto = json.loads((run.run_dir / "pareto.json").read_text())
     flagged = [m["id"] for m in pareto["models"] if m["int8"]["flagged"]]

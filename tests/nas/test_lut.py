@@ -141,6 +141,7 @@ tracking:
 """
 
 
+@pytest.mark.slow
 def test_profile_device_then_a_search_that_predicts_from_the_table(tmp_path):
     from nas.cli import main
 

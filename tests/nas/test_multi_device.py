@@ -108,6 +108,7 @@ def run(tmp_path_factory):
     return Experiment(cfg).run()
 
 
+@pytest.mark.slow
 def test_every_trial_is_measured_on_every_profile(run):
     rows = list(csv.DictReader((run.run_dir / "trials.csv").open()))
     assert len(rows) == 6
@@ -121,6 +122,7 @@ def test_every_trial_is_measured_on_every_profile(run):
     assert all(float(r["peak_memory_mb@four"]) > float(r["peak_memory_mb@one"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_each_profile_keeps_its_front_and_every_model_is_exported_once(run):
     pareto = json.loads((run.run_dir / "pareto.json").read_text())
     assert [o["name"] for o in pareto["objectives"]] == [
@@ -151,6 +153,7 @@ def test_each_profile_keeps_its_front_and_every_model_is_exported_once(run):
         assert costs == sorted(costs)
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_fronts_side_by_side(run):
     md = (run.run_dir / "report.md").read_text()
     assert "Fronts per profile" in md

@@ -189,6 +189,7 @@ def browser():
     return check_report, path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 800])
 def test_the_page_does_not_overflow_in_chromium(browser, tmp_path: Path, width: int) -> None:
     check_report, path = browser

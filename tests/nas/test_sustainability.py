@@ -44,6 +44,7 @@ def tracked(tmp_path_factory):
     return run(out, "t", **{"tracking.country_iso_code": "FRA"})
 
 
+@pytest.mark.slow
 def test_emissions_csv_is_codecarbons_own_file(tracked):
     from codecarbon.output_methods.emissions_data import EmissionsData
 
@@ -53,6 +54,7 @@ def test_emissions_csv_is_codecarbons_own_file(tracked):
     assert rows[0]["country_iso_code"] == "FRA" and float(rows[0]["energy_consumed"]) > 0
 
 
+@pytest.mark.slow
 def test_every_phase_is_tracked_and_labelled(tracked):
     s = json.loads((tracked.run_dir / "sustainability.json").read_text())
     phases = {p["name"]: p for p in s["phases"]}
@@ -79,6 +81,7 @@ def test_every_phase_is_tracked_and_labelled(tracked):
     )
 
 
+@pytest.mark.slow
 def test_each_trial_records_the_energy_spent_on_it(tracked):
     from search import SQLiteStorage
 
@@ -93,6 +96,7 @@ def test_each_trial_records_the_energy_spent_on_it(tracked):
     assert {r["search_energy_method"] for r in rows} == {method}
 
 
+@pytest.mark.slow
 def test_the_report_is_written_at_the_end_of_a_search(tracked):
     html = (tracked.run_dir / "report.html").read_text()
     s = json.loads((tracked.run_dir / "sustainability.json").read_text())
@@ -103,6 +107,7 @@ def test_the_report_is_written_at_the_end_of_a_search(tracked):
     assert all(m["validation_error"] == m["metrics"]["error"] and m["member"] == 0 for m in pareto["models"])
 
 
+@pytest.mark.slow
 def test_a_time_budget_stops_training_cleanly_and_says_so(tmp_path):
     # Elapsed time counted in epochs (one second each): half a second is over after the first of the two.
     extra = {"budget.max_time": 0.5, "tracking.enabled": False}
@@ -115,6 +120,7 @@ def test_a_time_budget_stops_training_cleanly_and_says_so(tmp_path):
     assert (result.run_dir / "pareto.json").is_file() and (result.run_dir / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_an_energy_budget_stops_the_search_and_the_front_so_far_is_exported(tmp_path, monkeypatch):
     # Energy made countable: each finished evaluation costs 1 "kWh", so the budget falls between trials.
     monkeypatch.setattr(
