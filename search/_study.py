@@ -17,6 +17,7 @@ from search._base import Canonical, Strategy, StrategyExhausted, Suggestion
 from search._pareto import hypervolume, pareto_trials
 from search._space import Space
 from search._storage import InMemoryStorage, Storage, StorageError
+from search._threads import one_blas_thread
 from search._trial import Constraint, Objective, Trial, TrialState
 
 __all__ = ["Study", "optimize"]
@@ -131,11 +132,13 @@ class Study:
         for trial in trials:
             before = int(trial.attrs.get(_TOLD_BEFORE, done))
             while done < min(before, len(told)):
-                self.strategy.tell(told[done])
+                with one_blas_thread():
+                    self.strategy.tell(told[done])
                 done += 1
             if trial.attrs.get(_ENQUEUED):
                 continue
-            suggestion = self.strategy.ask()
+            with one_blas_thread():
+                suggestion = self.strategy.ask()
             if suggestion is None or not _same_point(suggestion, trial):
                 where = getattr(self.storage, "path", "the storage")
                 raise StorageError(
@@ -143,8 +146,9 @@ class Study:
                     f"proposed {None if suggestion is None else dict(suggestion.params)} where trial "
                     f"{trial.number} has {dict(trial.params)}; was the seed or a strategy setting changed?"
                 )
-        for trial in told[done:]:
-            self.strategy.tell(trial)
+        with one_blas_thread():
+            for trial in told[done:]:
+                self.strategy.tell(trial)
         self._n_told = len(told)
         self._rerun.extend(t for t in trials if t.state is TrialState.RUNNING)
 
@@ -171,7 +175,11 @@ class Study:
             )
             self.storage.update_trial(again)
             return again
-        suggestion = self._enqueued.popleft() if self._enqueued else self.strategy.ask()
+        if self._enqueued:
+            suggestion: Suggestion | None = self._enqueued.popleft()
+        else:
+            with one_blas_thread():
+                suggestion = self.strategy.ask()
         if suggestion is None:
             return None
         trial = Trial(
@@ -225,7 +233,8 @@ class Study:
         )
         self.storage.update_trial(done)
         self._n_told += 1
-        self.strategy.tell(done)
+        with one_blas_thread():
+            self.strategy.tell(done)
         return done
 
     # -- results -------------------------------------------------------------------------------------
