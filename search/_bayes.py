@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ ACQUISITIONS = ("ehvi", "parego")
 _RHO = 0.05  # augmentation of the Chebyshev scalarisation (ParEGO)
 _N_MC = 64  # posterior samples per candidate for the expected improvement
 _EHVI_TOP = 128  # candidates whose expected hypervolume improvement is estimated from draws
+_MC_SAMPLES = 1024  # uniform samples of the box that estimate the improvement for three objectives or more
 _REF_MARGIN = 0.1  # EHVI reference: the worst observed value of each objective + 10 % of its range
 _FRONT = 10  # best observed configurations whose mutants join the candidate set (at least)
 _MAX_PARENTS = 40  # at most this many observed configurations have their neighbourhood scored
@@ -67,12 +69,17 @@ class BayesStrategy(Strategy):
     and ``"robust"`` otherwise: on DTLZ2 (3 objectives, smooth) ranks cost regret against ``robust``,
     on NAS-Bench-201 (2 objectives, degenerate cells) they win (BENCHMARKS.md (l)).
 
-    **Acquisition** (``backend="numpy"``, the default). Two objectives, ``acquisition="ehvi"`` (the
-    default): the expected hypervolume improvement over the front of the posterior means of the feasible
+    **Acquisition** (``backend="numpy"``, the default). Two or more objectives, ``acquisition="ehvi"``
+    (the default): the expected hypervolume improvement over the front of the posterior means of the feasible
     observed configurations, reference at the worst value of each (transformed) objective plus 10 % of
     its range. Every candidate is screened by the improvement of its optimistic point (mean minus two
     standard deviations); the 128 most promising get the expectation from 64 posterior draws, times the
-    probability of feasibility. Otherwise, or when no candidate improves the front: ParEGO (Knowles 2006),
+    probability of feasibility. With two objectives the improvement is exact; with three or more
+    (``ehvi_many=True``, the default) it is estimated from 1,024 uniform samples of the box between the
+    optimistic points and the reference, the same samples for every candidate of one proposal (before,
+    three or more objectives used ParEGO alone; BENCHMARKS.md (l)). Otherwise (one objective,
+    ``acquisition="parego"``, ``ehvi_many=False`` with three or more), or when no candidate improves the
+    front: ParEGO (Knowles 2006),
     weights drawn uniformly from the simplex and candidates scored by the expected improvement of the
     augmented Chebyshev scalarisation of the normalised objectives over the best feasible observed
     configuration, from 64 posterior draws, times the probability of feasibility (that probability alone
@@ -107,7 +114,8 @@ class BayesStrategy(Strategy):
         promotion: ``"crowding"`` or ``"hypervolume"``, the tie-break within a non-dominated front.
         scaling: ``"auto"``, ``"rank"``, ``"robust"`` or ``"minmax"``: how objectives reach the GPs.
         categorical: ``"shared"`` (one lengthscale per unordered ``Choice``) or ``"per-value"``.
-        acquisition: ``"ehvi"`` (two objectives; ParEGO otherwise) or ``"parego"``.
+        acquisition: ``"ehvi"`` (ParEGO for one objective) or ``"parego"``.
+        ehvi_many: the expected hypervolume improvement for three objectives or more too (else ParEGO).
         seed: seed of the strategy's random state.
 
     Example:
@@ -133,6 +141,7 @@ class BayesStrategy(Strategy):
         scaling: str = "auto",
         categorical: str = "shared",
         acquisition: str = "ehvi",
+        ehvi_many: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -150,6 +159,8 @@ class BayesStrategy(Strategy):
             raise ValueError(f"categorical must be one of {CATEGORICAL}, got {categorical!r}")
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+        if not isinstance(ehvi_many, bool):
+            raise ValueError(f"ehvi_many must be True or False, got {ehvi_many!r}")
         if scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
         if promotion not in TIE_BREAKS:
@@ -167,6 +178,7 @@ class BayesStrategy(Strategy):
         self.scaling = scaling
         self.categorical = categorical
         self.acquisition = acquisition
+        self.ehvi_many = ehvi_many
         self._seed = seed
         self._schedule = hyperband_schedule(min_fidelity, eta)
         self._reset()
@@ -380,19 +392,25 @@ class BayesStrategy(Strategy):
         if mb is None:
             return int(np.argmax(pof))
         sd = np.sqrt(var)
-        if self.acquisition == "ehvi" and m == 2:
+        if self.acquisition == "ehvi" and (m == 2 or (m > 2 and self.ehvi_many)):
             front = (mb - lo) / span
             front = front[non_dominated_mask(front)]
             ref = 1.0 + _REF_MARGIN
+            low = (mu - 2.0 * sd - lo) / span
+            improvement: Callable[[np.ndarray], np.ndarray]
+            if m == 2:
+                improvement = functools.partial(_hypervolume_improvement_2d, front=front, reference=ref)
+            else:
+                improvement = _MonteCarloImprovement(front, ref, low.min(axis=0), self._rng)
             # screen every candidate by the improvement of its optimistic point (mean - 2 sd), then estimate
             # the expected improvement of the most promising ones from posterior draws
-            optimistic = _hypervolume_improvement_2d((mu - 2.0 * sd - lo) / span, front, ref) * pof
+            optimistic = improvement(low) * pof
             top = np.argsort(-optimistic, kind="stable")[:_EHVI_TOP]
             top = top[optimistic[top] > 0]
             if len(top):
                 Z = self._rng.standard_normal((_N_MC, len(top), m))
                 draws = (mu[top] + sd[top] * Z - lo) / span
-                acq = _hypervolume_improvement_2d(draws, front, ref).mean(axis=0) * pof[top]
+                acq = improvement(draws).mean(axis=0) * pof[top]
                 if np.any(acq > 0):
                     return int(top[int(np.argmax(acq))])
         Z = self._rng.standard_normal((_N_MC, len(Xc), m))
@@ -436,6 +454,33 @@ def _hypervolume_improvement_2d(points: np.ndarray, front: np.ndarray, reference
     height = np.clip(heights - p2, 0.0, None)
     improvement: np.ndarray = np.sum(width * height, axis=-1)
     return improvement
+
+
+class _MonteCarloImprovement:
+    """Hypervolume improvement over ``front`` (``k x m``, minimized) within the box from ``low`` to
+    ``reference`` in every objective, estimated from uniform samples of the box: the share of the samples the
+    front does not dominate and a point does, times the box's volume. Any number of objectives; the samples
+    are drawn once, so every point of one acquisition is measured against the same ones."""
+
+    def __init__(self, front: np.ndarray, reference: float, low: np.ndarray, rng: np.random.Generator) -> None:
+        m = front.shape[1]
+        low = np.minimum(np.minimum(low, front.min(axis=0) if len(front) else low), reference - 1e-9)
+        samples = rng.uniform(low, reference, size=(_MC_SAMPLES, m))
+        free = np.ones(len(samples), dtype=bool)
+        for f in front:  # a sample is dominated when some front point is at or below it everywhere
+            free &= ~np.all(f <= samples, axis=1)
+        self._free = samples[free]
+        self._cell = float(np.prod(reference - low)) / _MC_SAMPLES
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        shape, m = points.shape[:-1], points.shape[-1]
+        flat = points.reshape(-1, m)
+        counts = np.zeros(len(flat))
+        for start in range(0, len(flat), 256):  # bounded memory: 256 points x the free samples at a time
+            block = flat[start : start + 256]
+            counts[start : start + 256] = np.all(block[:, None, :] <= self._free[None, :, :], axis=2).sum(axis=1)
+        improvement: np.ndarray = (counts * self._cell).reshape(shape)
+        return improvement
 
 
 def _clip_outliers(F: np.ndarray) -> np.ndarray:

@@ -246,6 +246,7 @@ def test_bad_settings_are_refused():
         ({"n_candidates": 0}, "n_candidates"),
         ({"backend": "sklearn"}, "backend"),
         ({"promotion": "random"}, "promotion"),
+        ({"ehvi_many": "yes"}, "ehvi_many"),
     ]:
         with pytest.raises(ValueError, match=message):
             BayesStrategy(**kwargs)
@@ -339,6 +340,33 @@ def test_the_2d_hypervolume_improvement_is_exact():
     ]
     assert np.allclose(_hypervolume_improvement_2d(points, front, 1.1), exact, atol=1e-12)
     assert np.all(_hypervolume_improvement_2d(front, front, 1.1) == 0.0)
+
+
+def test_the_monte_carlo_hypervolume_improvement_of_three_objectives_matches_the_exact_one():
+    from search import hypervolume
+    from scipy.stats import spearmanr
+
+    from search._bayes import _MonteCarloImprovement
+
+    rng = np.random.default_rng(3)
+    front = rng.random((8, 3))
+    front = front[non_dominated_mask(front)]
+    points = np.vstack([rng.random((40, 3)) * 1.2 - 0.1, front[:2]])  # some outside the box, two on the front
+    low = np.minimum(points.min(axis=0), front.min(axis=0))
+    estimate = _MonteCarloImprovement(front, 1.1, low, np.random.default_rng(0))(points[None])[0]
+    exact = np.array(
+        [
+            hypervolume(np.vstack([front, p]), [1.1] * 3) - hypervolume(front, [1.1] * 3) if np.all(p < 1.1) else 0.0
+            for p in points
+        ]
+    )
+    box = float(np.prod(1.1 - low))
+    assert np.max(np.abs(estimate - exact)) < 0.03 * box, (estimate, exact)
+    assert np.all(estimate[-2:] == 0.0)  # a point of the front adds nothing
+    # the order the acquisition acts on: the estimate ranks the improving points as the exact values do
+    improving = exact > 0
+    assert improving.sum() >= 10
+    assert spearmanr(estimate[improving], exact[improving])[0] > 0.9
 
 
 def test_scalings_and_the_categorical_kernel_are_options():
