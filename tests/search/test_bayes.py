@@ -343,9 +343,9 @@ def test_the_2d_hypervolume_improvement_is_exact():
 
 
 def test_the_monte_carlo_hypervolume_improvement_of_three_objectives_matches_the_exact_one():
-    from search import hypervolume
     from scipy.stats import spearmanr
 
+    from search import hypervolume
     from search._bayes import _MonteCarloImprovement
 
     rng = np.random.default_rng(3)
