@@ -5,6 +5,8 @@ Usage (from the repository root):
     .venv/bin/python scripts/hostile_check.py                      # the timing-sensitive tests
     .venv/bin/python scripts/hostile_check.py tests/profilers tests/search
     .venv/bin/python scripts/hostile_check.py --speed 50 -- tests/profilers -k quiet
+    .venv/bin/python scripts/hostile_check.py -- tests              # the default test run (slow ones left out)
+    .venv/bin/python scripts/hostile_check.py -- -m slow tests      # the heavy end-to-end tests CI adds
 
 The tests run three times, each in a fresh pytest process with its own JUnit XML report:
 
