@@ -3,7 +3,6 @@
 import threading
 
 import numpy as np
-import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from search import Choice, Objective, RandomStrategy, Space, Study
@@ -26,11 +25,26 @@ def test_the_limit_holds_inside_and_the_setting_comes_back_after():
         assert blas_threads() == {3}
 
 
-def test_overlapping_blocks_in_two_threads_restore_the_setting_once_both_leave():
-    # thread A enters, thread B enters, A leaves, B leaves: a limiter per block would have B save A's
-    # limit of 1 and put it back last, leaving the process on one thread for good
+def test_overlapping_blocks_in_two_threads_limit_once_and_restore_once_both_leave(monkeypatch):
+    # thread A enters, thread B enters, A leaves, B leaves: a limiter per block would have B save A's limit
+    # of 1 and put it back last, leaving the process on one thread for good. The controller is a recording
+    # stand-in: which thread OpenBLAS applies a setting from is OpenBLAS's business, the bookkeeping is ours.
+    import search._threads as threads_module
+
+    calls: list[str] = []
+
+    class Limiter:
+        def restore_original_limits(self) -> None:
+            calls.append("restore")
+
+    class Controller:
+        def limit(self, *, limits: int, user_api: str) -> Limiter:
+            calls.append(f"limit {limits} {user_api}")
+            return Limiter()
+
+    monkeypatch.setattr(threads_module, "_controller", Controller())
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, set[int]] = {}
+    seen: dict[str, list[str]] = {}
 
     def first() -> None:
         with one_blas_thread():
@@ -43,20 +57,15 @@ def test_overlapping_blocks_in_two_threads_restore_the_setting_once_both_leave()
         with one_blas_thread():
             b_in.set()
             a_out.wait(10)
-            seen["b after a left"] = blas_threads()
+            seen["b after a left"] = list(calls)
 
-    # the process's own setting (OpenBLAS ignores a limit set from another thread while the main thread
-    # holds one of its own, so this test cannot raise the count itself)
-    before = blas_threads()
-    if before == {1}:
-        pytest.skip("BLAS runs on one thread on this machine: there is no setting to restore")
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join(20)
-    assert seen["b after a left"] == {1}
-    assert blas_threads() == before
+    assert seen["b after a left"] == ["limit 1 blas"]  # still limited while B is inside
+    assert calls == ["limit 1 blas", "restore"]  # limited once, restored once, when the last block left
 
 
 def test_the_study_asks_and_tells_its_strategy_on_one_blas_thread():
@@ -71,7 +80,9 @@ def test_the_study_asks_and_tells_its_strategy_on_one_blas_thread():
 
     seen: list[tuple[str, set[int]]] = []
     with threadpool_limits(limits=3, user_api="blas"):
-        study = Study(space=Space({"k": Choice([1, 2, 3])}), objectives=[Objective("f")], strategy=Recording(seed=0))
+        study = Study(
+            space=Space({"k": Choice([1, 2, 3])}), objectives=[Objective("f")], strategy=Recording(seed=0)
+        )
         study.optimize(lambda t: {"f": t.params["k"]}, n_trials=3)
         assert blas_threads() == {3}
     assert [kind for kind, _ in seen] == ["ask", "tell"] * 3
