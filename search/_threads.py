@@ -6,7 +6,9 @@ workers, training beside the search, another tenant) such a pool does harm: Open
 cores the others hold. Beside one CPU-bound process on 2 cores, a Bayesian search's asks and tells took
 several times longer with the default pool of 2 threads than on one (BENCHMARKS.md, "BLAS threads"). :func:`one_blas_thread` limits BLAS to
 one thread for its block and gives back the previous setting after it; nested and concurrent blocks (the
-study asked from several threads) keep the limit until the last one leaves.
+study asked from several threads) keep the limit until the last one leaves. The setting is OpenBLAS's, for
+the whole process; a change made from a thread other than the main one was seen to reach the others late
+or not at all, which can cost speed, never a result.
 """
 
 from __future__ import annotations
