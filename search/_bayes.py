@@ -465,7 +465,7 @@ class _MonteCarloImprovement:
 
     def __init__(self, front: np.ndarray, reference: float, low: np.ndarray, rng: np.random.Generator) -> None:
         m = front.shape[1]
-        low = np.minimum(np.minimum(low, front.min(axis=0) if len(front) else low), reference - 1e-9)
+        low = np.minimum(np.minimum(low, front.min(axis=0)), reference - 1e-9)
         samples = rng.uniform(low, reference, size=(_MC_SAMPLES, m))
         free = np.ones(len(samples), dtype=bool)
         for f in front:  # a sample is dominated when some front point is at or below it everywhere

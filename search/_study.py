@@ -129,24 +129,22 @@ class Study:
             key=lambda t: (t.attrs.get(_TELL_INDEX, math.inf), t.finished_at or 0.0, t.number),
         )
         done = 0
-        for trial in trials:
-            before = int(trial.attrs.get(_TOLD_BEFORE, done))
-            while done < min(before, len(told)):
-                with one_blas_thread():
+        with one_blas_thread():  # the whole replay: one limit, not one per ask and tell
+            for trial in trials:
+                before = int(trial.attrs.get(_TOLD_BEFORE, done))
+                while done < min(before, len(told)):
                     self.strategy.tell(told[done])
-                done += 1
-            if trial.attrs.get(_ENQUEUED):
-                continue
-            with one_blas_thread():
+                    done += 1
+                if trial.attrs.get(_ENQUEUED):
+                    continue
                 suggestion = self.strategy.ask()
-            if suggestion is None or not _same_point(suggestion, trial):
-                where = getattr(self.storage, "path", "the storage")
-                raise StorageError(
-                    f"cannot resume {where}: replaying its history, the {self._strategy_name} strategy "
-                    f"proposed {None if suggestion is None else dict(suggestion.params)} where trial "
-                    f"{trial.number} has {dict(trial.params)}; was the seed or a strategy setting changed?"
-                )
-        with one_blas_thread():
+                if suggestion is None or not _same_point(suggestion, trial):
+                    where = getattr(self.storage, "path", "the storage")
+                    raise StorageError(
+                        f"cannot resume {where}: replaying its history, the {self._strategy_name} strategy "
+                        f"proposed {None if suggestion is None else dict(suggestion.params)} where trial "
+                        f"{trial.number} has {dict(trial.params)}; was the seed or a strategy setting changed?"
+                    )
             for trial in told[done:]:
                 self.strategy.tell(trial)
         self._n_told = len(told)
