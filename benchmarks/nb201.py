@@ -374,6 +374,16 @@ def _overview(payload: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _problem_name(name: str) -> str:
+    devices = name.split("+")
+    unknown = [d for d in devices if d not in DEVICES]
+    if unknown or len(set(devices)) != len(devices):
+        raise argparse.ArgumentTypeError(
+            f"{name!r}: a device or distinct devices joined by +, from {', '.join(DEVICES)}"
+        )
+    return name
+
+
 def default_strategies() -> list[str]:
     names = getattr(search, "strategy_names", None)
     ours = list(names()) if callable(names) else list(search.STRATEGIES)
@@ -391,7 +401,14 @@ def main() -> None:
         "--seeds", type=int, default=None, help="seeds per strategy and problem (default 10, quick 2)"
     )
     p.add_argument("--workers", type=int, default=2, help="processes the runs are spread over (default 2)")
-    p.add_argument("--problems", nargs="+", default=None, choices=PROBLEMS, help="default: all")
+    p.add_argument(
+        "--problems",
+        nargs="+",
+        default=None,
+        type=_problem_name,
+        help=f"default: {' '.join(PROBLEMS)}; a device, or devices joined by + (error and each device's latency); "
+        f"devices: {', '.join(DEVICES)}",
+    )
     p.add_argument("--strategies", nargs="+", default=None, help="default: every strategy and Optuna sampler")
     p.add_argument("--gp-budget", type=int, default=100, help="evaluations per optuna-gp run (default 100)")
     p.add_argument("--budgets", type=int, nargs="+", default=None, help="default 50 100 200 500")
@@ -515,9 +532,9 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     budgets it reached.
 
     An ``auto`` row is added when ``bayes`` and ``nsga2`` are both there: ``auto`` given a budget B runs
-    exactly ``bayes`` (B <= 200) or ``nsga2`` (B > 200) with the same seed (``search.choose``, and
-    ``tests/search/test_factory.py`` checks the proposals are identical), so its regret at B is that
-    strategy's regret at B, seed by seed.
+    exactly the strategy ``search._auto.choose`` picks for B, with its options and the same seed
+    (``tests/search/test_factory.py`` checks the proposals are identical), so its regret at B is that
+    strategy's regret at B, seed by seed; budgets whose pick was not run are left out.
     """
     first = payloads[0]
     runs: dict[tuple[str, str, int], Mapping[str, Any]] = {}
@@ -541,28 +558,36 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     )
     all_runs = list(runs.values())
     if "bayes" in strategies and "nsga2" in strategies and "auto" not in strategies:
-        from search._auto import GP_MAX_BUDGET, GP_MAX_BUDGET_MANY_OBJECTIVES
+        from search._auto import choose
 
-        for (pr, s, seed), r in list(runs.items()):
+        space = Space({e: Choice(OPS) for e in EDGES})
+        for pr, s, seed in list(runs):
             if s != "bayes" or (pr, "nsga2", seed) not in runs:
                 continue
-            n = runs[(pr, "nsga2", seed)]
-            limit = GP_MAX_BUDGET if "+" not in pr else GP_MAX_BUDGET_MANY_OBJECTIVES  # a+b: 3 objectives
+            n_objectives = 1 + len(pr.split("+"))
+            # auto run with a budget B runs exactly the strategy choose() picks for B (a test checks it)
+            picked: dict[int, Mapping[str, Any]] = {}
+            for b in budgets:
+                name, options, _ = choose(space, n_objectives, b)
+                label = name + "".join(f"[{k}={json.dumps(v)}]" for k, v in options.items())
+                if (pr, label, seed) in runs:
+                    picked[b] = runs[(pr, label, seed)]
+            if not picked:
+                continue
             composed: dict[str, Any] = {
                 "problem": pr,
                 "strategy": "auto",
                 "seed": seed,
                 "status": "ok",
-                "evaluations": max(
-                    b for b in budgets if (b <= limit and str(b) in r["regret"]) or str(b) in n["regret"]
+                "evaluations": max(b for b, run in picked.items() if str(b) in run["regret"]),
+                "describe": ", ".join(
+                    f"{label} at {b}"
+                    for b, label in ((b, run["strategy"]) for b, run in picked.items())
                 ),
-                "describe": f"bayes up to {limit}, nsga2 beyond",
             }
             for field in ("regret", "front_share", "distinct", "overhead_mean_ms"):
                 composed[field] = {
-                    str(b): (r if b <= limit else n)[field][str(b)]
-                    for b in budgets
-                    if str(b) in (r if b <= limit else n)[field]
+                    str(b): run[field][str(b)] for b, run in picked.items() if str(b) in run[field]
                 }
             all_runs.append(composed)
         strategies.insert(strategies.index("bayes") + 1, "auto")

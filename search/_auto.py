@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from search._base import Strategy, Suggestion
+from search._bayes import unordered_choice
 from search._space import Space
 from search._trial import Objective, Trial
 
@@ -14,7 +15,7 @@ __all__ = ["AutoStrategy", "choose"]
 
 #: Budget assumed when none is given: the number of trials ``hwnas search`` runs by default.
 DEFAULT_BUDGET = 120
-#: Largest budget at which the Gaussian-process strategy is picked, for one or two objectives and for more
+#: Largest budget at which the Gaussian-process strategy is picked, for one to three objectives and for more
 #: (see BENCHMARKS.md (l)).
 GP_MAX_BUDGET = 500
 GP_MAX_BUDGET_MANY_OBJECTIVES = 200
@@ -29,29 +30,41 @@ def choose(space: Space, n_objectives: int, budget: int | None) -> tuple[str, di
       ``bayes``, the lowest median regret of every strategy, ours and Optuna's, at 50, 100, 200 and 500
       evaluations on the five two-objective device problems, and best or level with the best on the tabular
       problem and ZDT;
-    - three or more objectives and at most 200 evaluations: ``bayes`` (lowest at 50 and 100 on the
-      three-objective problem, level with ``nsga2`` at 200);
-    - a larger budget: ``nsga2``, the lowest regret at 500 evaluations on the three-objective problem,
-      whose cost per trial stays flat (the GP's grows with the data; beyond 500 it was not measured).
+    - three objectives and at most 500 evaluations: ``bayes``. With an unordered choice in the space (a
+      ``Choice`` of more than two values that are not increasing numbers, such as operations) it uses the
+      hypervolume improvement (``ehvi_many=True``): on both three-objective NAS-Bench-201 problems (six
+      choices of operation) it has the lowest regret of every strategy at 50, 100, 200 and 500
+      evaluations. Otherwise its random scalarisations: on DTLZ2 (numbers only) they have the lowest
+      regret at every budget, and both acquisitions beat ``nsga2`` at 500 on the problem they are picked for;
+    - four objectives or more and at most 200 evaluations: ``bayes`` (not measured beyond three);
+    - a larger budget: ``nsga2``, whose cost per trial stays flat (the GP's grows with the data; beyond 500
+      it was not measured).
 
     Every strategy covers a space smaller than the budget before repeating a point, so a small space
     needs no rule of its own.
     """
     b = DEFAULT_BUDGET if budget is None else budget
     given = "" if budget is not None else f" (none given: {DEFAULT_BUDGET} assumed)"
-    limit = GP_MAX_BUDGET if n_objectives <= 2 else GP_MAX_BUDGET_MANY_OBJECTIVES
+    limit = GP_MAX_BUDGET if n_objectives <= 3 else GP_MAX_BUDGET_MANY_OBJECTIVES
     with_objectives = f"{n_objectives} objective{'s' if n_objectives != 1 else ''}"
-    if b <= limit:
-        return "bayes", {}, f"a budget of {b} evaluations{given} is at most {limit} for {with_objectives}"
-    return "nsga2", {}, f"a budget of {b} evaluations{given} is over {limit} for {with_objectives}"
+    if b > limit:
+        return "nsga2", {}, f"a budget of {b} evaluations{given} is over {limit} for {with_objectives}"
+    why = f"a budget of {b} evaluations{given} is at most {limit} for {with_objectives}"
+    if n_objectives != 3:
+        return "bayes", {}, why
+    unordered = [name for name, p in space.items() if unordered_choice(p)]
+    if unordered:
+        more = f" and {len(unordered) - 1} more" if len(unordered) > 1 else ""
+        return "bayes", {"ehvi_many": True}, f"{why}; unordered choices ({unordered[0]}{more})"
+    return "bayes", {}, f"{why}; no unordered choice"
 
 
 class AutoStrategy(Strategy):
     """Runs the strategy that fits the budget and the space, as :func:`choose` picks it at setup.
 
-    What it picked is its :attr:`chosen` name and :meth:`describe` (a line for logs and the report);
-    every ask and tell goes to that strategy, which gets this one's seed and, from the study, the same
-    canonical map and ``repeats`` setting.
+    What it picked is its :attr:`chosen` name, the :attr:`options` it was made with and :meth:`describe` (a
+    line for logs and the report); every ask and tell goes to that strategy, which gets this one's seed and,
+    from the study, the same canonical map and ``repeats`` setting.
 
     Args:
         budget: evaluations the search will run (``None``: 120 assumed).
@@ -83,6 +96,7 @@ class AutoStrategy(Strategy):
         self._seed = seed
         self._inner: Strategy | None = None
         self.chosen: str | None = None
+        self.options: dict[str, Any] = {}
         self._why = ""
 
     def setup(self, space: Space, objectives: Sequence[Objective]) -> None:
@@ -96,13 +110,16 @@ class AutoStrategy(Strategy):
         inner.configure(canonical=self._canonical, repeats=self.repeats)
         inner.setup(space, objectives)
         self._inner, self.chosen, self._why = inner, name, why
+        self.options = dict(options)
 
     def describe(self) -> str:
-        """``"auto: bayes (a budget of 100 evaluations is at most 500 for 2 objectives)"``, or a note before
+        """``"auto: bayes (a budget of 100 evaluations is at most 500 for 2 objectives)"``, with the options
+        after the name where there are some (``"auto: bayes, ehvi_many=True (...)"``), or a note before
         setup."""
         if self.chosen is None:
             return "auto: nothing chosen yet (the strategy is chosen when the study sets it up)"
-        return f"auto: {self.chosen} ({self._why})"
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"auto: {self.chosen}{options} ({self._why})"
 
     @property
     def inner(self) -> Strategy:

@@ -77,8 +77,9 @@ class BayesStrategy(Strategy):
     probability of feasibility. With two objectives the improvement is exact. With three or more,
     ``ehvi_many=True`` estimates it from 1,024 uniform samples of the box between the optimistic points and
     the reference, the same samples for every candidate of one proposal: on the 3-objective NAS-Bench-201
-    problem it lowers the regret at 50/100/200 evaluations, on DTLZ2 it raises it, and it costs about four
-    times the time per trial, so it is not the default (BENCHMARKS.md (l)). Otherwise (one objective,
+    problems it lowers the regret at every budget measured (50 to 500 evaluations), on DTLZ2 it raises
+    it, and it costs about four times the time per trial, so it is not the default; ``auto`` picks it for
+    three objectives in a space with unordered choices (BENCHMARKS.md (l)). Otherwise (one objective,
     ``acquisition="parego"``, three or more objectives without ``ehvi_many``), or when no candidate improves
     the front: ParEGO (Knowles 2006),
     weights drawn uniformly from the simplex and candidates scored by the expected improvement of the
@@ -538,7 +539,7 @@ class _Encoder:
                 k = len(p.values)
                 if k == 1:
                     continue
-                kind = "ordinal" if k == 2 or _increasing_numbers(p.values) else "onehot"
+                kind = "onehot" if unordered_choice(p) else "ordinal"
                 self._columns.append((name, kind, p))
             else:
                 lo, hi = p.bounds()
@@ -584,6 +585,13 @@ class _Encoder:
         if not cols:
             return np.zeros((len(points), 1))
         return np.column_stack(cols)
+
+
+def unordered_choice(p: Any) -> bool:
+    """Whether ``p`` is a ``Choice`` the Gaussian processes see as unordered (one-hot): more than two
+    values that are not increasing numbers, such as operations. Two values, or increasing numbers such as
+    widths, are one ordered input."""
+    return isinstance(p, Choice) and len(p.values) > 2 and not _increasing_numbers(p.values)
 
 
 def _increasing_numbers(values: Sequence[Any]) -> bool:

@@ -80,12 +80,52 @@ def test_auto_runs_exactly_what_it_picked():
     assert run(make_strategy("auto", seed=5, budget=60)) == run(make_strategy("bayes", seed=5))
 
 
-def test_auto_keeps_the_gaussian_processes_to_smaller_budgets_with_three_objectives():
+NUMBERS = Space({f"x{i}": Choice([0.0, 0.25, 0.5, 0.75, 1.0]) for i in range(4)} | {"n": Integer(1, 8)})
+
+
+@pytest.mark.parametrize(
+    "space, n_objectives, budget, chosen, ehvi_many",
+    [
+        (NB, 3, 50, "bayes", True),
+        (NB, 3, 500, "bayes", True),
+        (NB, 3, 501, "nsga2", None),
+        (NUMBERS, 3, 50, "bayes", False),
+        (NUMBERS, 3, 500, "bayes", False),
+        (NUMBERS, 3, 501, "nsga2", None),
+        (NB, 4, 200, "bayes", False),
+        (NB, 4, 201, "nsga2", None),
+    ],
+)
+def test_auto_with_three_objectives_or_more(space, n_objectives, budget, chosen, ehvi_many):
+    """Three objectives: the hypervolume improvement where the space has unordered choices (operations),
+    random scalarisations where it holds numbers only, up to 500 evaluations; four or more: the Gaussian
+    processes up to 200 only."""
+    s = make_strategy("auto", seed=0, budget=budget)
+    Study(space=space, objectives=[Objective(f"f{i}") for i in range(n_objectives)], strategy=s)
+    assert s.chosen == chosen and f"for {n_objectives} objectives" in s.describe()
+    if ehvi_many is None:
+        assert isinstance(s.inner, NSGA2Strategy)
+    else:
+        assert s.inner.ehvi_many is ehvi_many
+        assert ("ehvi_many=True" in s.describe()) is ehvi_many
+        if n_objectives == 3:
+            assert ("unordered choices (e0 and 5 more)" in s.describe()) is ehvi_many
+
+
+def test_auto_with_the_hypervolume_improvement_runs_exactly_that_bayes():
     three = [Objective("a"), Objective("b"), Objective("c")]
-    for budget, chosen in ((200, "bayes"), (201, "nsga2"), (500, "nsga2")):
-        s = make_strategy("auto", seed=0, budget=budget)
-        Study(space=NB, objectives=three, strategy=s)
-        assert s.chosen == chosen and s.describe().endswith("for 3 objectives)")
+
+    def run(strategy):
+        study = Study(space=NB, objectives=three, strategy=strategy)
+        study.optimize(
+            lambda t: {"a": hash(t.params["e0"]) % 7, "b": len(t.params["e2"]), "c": len(t.params["e3"])},
+            n_trials=16,
+        )
+        return [t.params for t in study.trials]
+
+    picked = run(make_strategy("auto", seed=3, budget=100))
+    assert picked == run(make_strategy("bayes", seed=3, ehvi_many=True))
+    assert picked != run(make_strategy("bayes", seed=3))  # the option changes the proposals
 
 
 def test_auto_gives_its_population_size_to_a_strategy_that_has_one():
