@@ -65,9 +65,11 @@ class BayesStrategy(Strategy):
     that keeps the Pareto order: ``"rank"`` replaces each objective by the normal scores of its ranks
     (``Phi^-1((rank - 1/2) / n)``), insensitive to outliers such as untrainable candidates at 90 %
     error; ``"robust"`` lowers values above ``Q3 + 3 IQR`` to that fence and leaves the rest as measured;
-    ``"minmax"`` uses the values as they are. ``"auto"`` (the default) is ``"rank"`` for two objectives
-    and ``"robust"`` otherwise: on DTLZ2 (3 objectives, smooth) ranks cost regret against ``robust``,
-    on NAS-Bench-201 (2 objectives, degenerate cells) they win (BENCHMARKS.md (l)).
+    ``"minmax"`` uses the values as they are. ``"auto"`` (the default) is ``"rank"`` where the acquisition
+    is the hypervolume improvement (two objectives, or three or more with ``ehvi_many``) and ``"robust"``
+    otherwise: with ParEGO on DTLZ2 (3 objectives, smooth) ranks cost regret against ``robust``; with the
+    hypervolume improvement on NAS-Bench-201 (degenerate cells) they win, with two objectives and with
+    three (BENCHMARKS.md (l)).
 
     **Acquisition** (``backend="numpy"``, the default). Two objectives, ``acquisition="ehvi"`` (the
     default): the expected hypervolume improvement over the front of the posterior means of the feasible
@@ -355,7 +357,9 @@ class BayesStrategy(Strategy):
         """The observed inputs and the objectives as the surrogates see them (see ``scaling``)."""
         scaling = self.scaling
         if scaling == "auto":
-            scaling = "rank" if F.shape[1] == 2 else "robust"
+            m = F.shape[1]
+            hypervolume = self.ehvi_many and self.acquisition == "ehvi" and self.backend == "numpy"
+            scaling = "rank" if m == 2 or (m > 2 and hypervolume) else "robust"
         if scaling == "rank":
             F = _normal_scores(F)
         elif scaling == "robust":

@@ -394,3 +394,24 @@ def test_the_likelihood_gradient_is_exact_with_shared_lengthscales():
         for e in np.eye(4) * 1e-6
     ]
     assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_automatic_scaling_uses_ranks_wherever_the_acquisition_is_the_hypervolume_improvement():
+    from search._bayes import _clip_outliers, _normal_scores
+
+    def scaled(n_objectives, **options):
+        s = BayesStrategy(seed=0, **options)
+        s.setup(Space({"x": Choice(["a", "b", "c"])}), [Objective(f"f{i}") for i in range(n_objectives)])
+        s._X = [[0.0]] * 8
+        F = np.column_stack([np.r_[np.arange(7.0), 90.0]] * n_objectives)  # one outlier at 90
+        return s._scaled(F)[1], F
+
+    for n_objectives, options, transform in (
+        (2, {}, _normal_scores),
+        (3, {}, _clip_outliers),  # ParEGO
+        (3, {"ehvi_many": True}, _normal_scores),
+        (3, {"ehvi_many": True, "acquisition": "parego"}, _clip_outliers),
+        (3, {"ehvi_many": True, "scaling": "robust"}, _clip_outliers),
+    ):
+        got, F = scaled(n_objectives, **options)
+        assert np.array_equal(got, transform(F)), (n_objectives, options)
