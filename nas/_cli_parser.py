@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--strategy",
-        help="search strategy: auto (default: bayes up to 500 trials, 200 with 4+ objectives; nsga2 beyond), nsga2, "
+        help="search strategy: auto (default: bayes up to 500 trials, nsga2 beyond, as docs/strategies.md details), nsga2, "
         "random, grid, evolution, "
         "rl, bayes, or Optuna's optuna:tpe, optuna:gp, optuna:nsga2, optuna:auto (pip install 'hwnas[bench]')",
     )

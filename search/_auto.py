@@ -15,8 +15,8 @@ __all__ = ["AutoStrategy", "choose"]
 
 #: Budget assumed when none is given: the number of trials ``hwnas search`` runs by default.
 DEFAULT_BUDGET = 120
-#: Largest budget at which the Gaussian-process strategy is picked, for one to three objectives and for more
-#: (see BENCHMARKS.md (l)).
+#: Largest budget at which the Gaussian-process strategy is picked: for one to three objectives, and for more
+#: in a space with unordered choices; otherwise the smaller one (see BENCHMARKS.md (l)).
 GP_MAX_BUDGET = 500
 GP_MAX_BUDGET_MANY_OBJECTIVES = 200
 
@@ -30,13 +30,15 @@ def choose(space: Space, n_objectives: int, budget: int | None) -> tuple[str, di
       ``bayes``, the lowest median regret of every strategy, ours and Optuna's, at 50, 100, 200 and 500
       evaluations on the five two-objective device problems, and best or level with the best on the tabular
       problem and ZDT;
-    - three objectives and at most 500 evaluations: ``bayes``. With an unordered choice in the space (a
-      ``Choice`` of more than two values that are not increasing numbers, such as operations) it uses the
-      hypervolume improvement (``ehvi_many=True``, and so ranks as its scaling): on both three-objective
-      NAS-Bench-201 problems (six choices of operation) it has the lowest regret of every strategy at 50,
-      100, 200 and 500 evaluations (0.07 and 0.09 % at 500). Otherwise its random scalarisations: on DTLZ2 (numbers only) they have the lowest
-      regret at every budget, and both acquisitions beat ``nsga2`` at 500 on the problem they are picked for;
-    - four objectives or more and at most 200 evaluations: ``bayes`` (not measured beyond three);
+    - three objectives or more and a space with an unordered choice (a ``Choice`` of more than two values
+      that are not increasing numbers, such as operations), at most 500 evaluations: ``bayes`` with the
+      hypervolume improvement (``ehvi_many=True``, and so ranks as its scaling). On the three- and the
+      four-objective NAS-Bench-201 problems (six choices of operation) it has the lowest regret of every
+      strategy measured at 50, 100, 200 and 500 evaluations (at 500: 0.07, 0.09 and 0.17 %, ``nsga2`` 0.30,
+      0.20 and 0.47 %);
+    - three objectives and numbers only, at most 500 evaluations: ``bayes`` with its random scalarisations,
+      the lowest regret at every budget on DTLZ2, below ``nsga2`` at 500 there;
+    - four objectives or more and numbers only: ``bayes`` up to 200 evaluations (not measured beyond);
     - a larger budget: ``nsga2``, whose cost per trial stays flat (the GP's grows with the data; beyond 500
       it was not measured).
 
@@ -45,14 +47,14 @@ def choose(space: Space, n_objectives: int, budget: int | None) -> tuple[str, di
     """
     b = DEFAULT_BUDGET if budget is None else budget
     given = "" if budget is not None else f" (none given: {DEFAULT_BUDGET} assumed)"
-    limit = GP_MAX_BUDGET if n_objectives <= 3 else GP_MAX_BUDGET_MANY_OBJECTIVES
     with_objectives = f"{n_objectives} objective{'s' if n_objectives != 1 else ''}"
+    unordered = [name for name, p in space.items() if unordered_choice(p)] if n_objectives >= 3 else []
+    limit = GP_MAX_BUDGET if n_objectives <= 3 or unordered else GP_MAX_BUDGET_MANY_OBJECTIVES
     if b > limit:
         return "nsga2", {}, f"a budget of {b} evaluations{given} is over {limit} for {with_objectives}"
     why = f"a budget of {b} evaluations{given} is at most {limit} for {with_objectives}"
-    if n_objectives != 3:
+    if n_objectives < 3:
         return "bayes", {}, why
-    unordered = [name for name, p in space.items() if unordered_choice(p)]
     if unordered:
         more = f" and {len(unordered) - 1} more" if len(unordered) > 1 else ""
         return "bayes", {"ehvi_many": True}, f"{why}; unordered choices ({unordered[0]}{more})"

@@ -92,14 +92,16 @@ NUMBERS = Space({f"x{i}": Choice([0.0, 0.25, 0.5, 0.75, 1.0]) for i in range(4)}
         (NUMBERS, 3, 50, "bayes", False),
         (NUMBERS, 3, 500, "bayes", False),
         (NUMBERS, 3, 501, "nsga2", None),
-        (NB, 4, 200, "bayes", False),
-        (NB, 4, 201, "nsga2", None),
+        (NB, 4, 500, "bayes", True),
+        (NB, 4, 501, "nsga2", None),
+        (NUMBERS, 4, 200, "bayes", False),
+        (NUMBERS, 4, 201, "nsga2", None),
     ],
 )
 def test_auto_with_three_objectives_or_more(space, n_objectives, budget, chosen, ehvi_many):
-    """Three objectives: the hypervolume improvement where the space has unordered choices (operations),
-    random scalarisations where it holds numbers only, up to 500 evaluations; four or more: the Gaussian
-    processes up to 200 only."""
+    """Three objectives or more in a space with unordered choices (operations): the hypervolume improvement
+    up to 500 evaluations; numbers only: random scalarisations, up to 500 evaluations for three objectives
+    and 200 for more."""
     s = make_strategy("auto", seed=0, budget=budget)
     Study(space=space, objectives=[Objective(f"f{i}") for i in range(n_objectives)], strategy=s)
     assert s.chosen == chosen and f"for {n_objectives} objectives" in s.describe()
@@ -108,8 +110,7 @@ def test_auto_with_three_objectives_or_more(space, n_objectives, budget, chosen,
     else:
         assert s.inner.ehvi_many is ehvi_many
         assert ("ehvi_many=True" in s.describe()) is ehvi_many
-        if n_objectives == 3:
-            assert ("unordered choices (e0 and 5 more)" in s.describe()) is ehvi_many
+        assert ("unordered choices (e0 and 5 more)" in s.describe()) is ehvi_many
 
 
 def test_auto_with_the_hypervolume_improvement_runs_exactly_that_bayes():
