@@ -81,7 +81,7 @@ class BayesStrategy(Strategy):
     the reference, the same samples for every candidate of one proposal: on the 3-objective NAS-Bench-201
     problems it lowers the regret at every budget measured (50 to 500 evaluations), on DTLZ2 it raises
     it, and it costs about four times the time per trial, so it is not the default; ``auto`` picks it for
-    three objectives in a space with unordered choices (BENCHMARKS.md (l)). Otherwise (one objective,
+    three objectives or more in a space with unordered choices (BENCHMARKS.md (l)). Otherwise (one objective,
     ``acquisition="parego"``, three or more objectives without ``ehvi_many``), or when no candidate improves
     the front: ParEGO (Knowles 2006),
     weights drawn uniformly from the simplex and candidates scored by the expected improvement of the
