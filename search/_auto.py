@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from search._base import Strategy, Suggestion
-from search._bayes import unordered_choice
+from search._encoding import unordered_choice
 from search._space import Space
 from search._trial import Objective, Trial
 
