@@ -580,10 +580,7 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "seed": seed,
                 "status": "ok",
                 "evaluations": max(b for b, run in picked.items() if str(b) in run["regret"]),
-                "describe": ", ".join(
-                    f"{label} at {b}"
-                    for b, label in ((b, run["strategy"]) for b, run in picked.items())
-                ),
+                "describe": ", ".join(f"{run['strategy']} at {b}" for b, run in picked.items()),
             }
             for field in ("regret", "front_share", "distinct", "overhead_mean_ms"):
                 composed[field] = {

@@ -358,13 +358,18 @@ class BayesStrategy(Strategy):
         scaling = self.scaling
         if scaling == "auto":
             m = F.shape[1]
-            hypervolume = self.ehvi_many and self.acquisition == "ehvi" and self.backend == "numpy"
-            scaling = "rank" if m == 2 or (m > 2 and hypervolume) else "robust"
+            scaling = "rank" if m == 2 or self._hypervolume_acquisition(m) else "robust"
         if scaling == "rank":
             F = _normal_scores(F)
         elif scaling == "robust":
             F = _clip_outliers(F)
         return np.array(self._X), F
+
+    def _hypervolume_acquisition(self, m: int) -> bool:
+        """Whether proposals for ``m`` objectives score candidates by the hypervolume improvement."""
+        return (
+            self.backend == "numpy" and self.acquisition == "ehvi" and (m == 2 or (m > 2 and self.ehvi_many))
+        )
 
     def _acquire_numpy(self, Xc: np.ndarray) -> int:
         X, F = self._scaled(np.array(self._F))
@@ -398,7 +403,7 @@ class BayesStrategy(Strategy):
         if mb is None:
             return int(np.argmax(pof))
         sd = np.sqrt(var)
-        if self.acquisition == "ehvi" and (m == 2 or (m > 2 and self.ehvi_many)):
+        if self._hypervolume_acquisition(m):
             front = (mb - lo) / span
             front = front[non_dominated_mask(front)]
             ref = 1.0 + _REF_MARGIN
