@@ -289,6 +289,8 @@ def report(payload: Mapping[str, Any], path: Path) -> str:
         rows = []
         for s in strategies:
             e = summary[pr][s]
+            if not e["statuses"]:  # not run on this problem
+                continue
             row = [s]
             for b in budgets:
                 key = str(b)
@@ -345,7 +347,8 @@ def _overview(payload: Mapping[str, Any]) -> str:
         "### Overview: worst median regret (%) over the problems, and cells won\n",
         (
             "Per strategy and budget: the largest of its median regrets over the problems (lower is better), "
-            "and in how many problems its median is the lowest of every strategy (ties count for each).\n"
+            "and in how many problems its median is the lowest of every strategy (ties count for each); a "
+            "strategy run on some problems only is taken over those.\n"
         ),
     ]
     rows = []
@@ -353,11 +356,11 @@ def _overview(payload: Mapping[str, Any]) -> str:
         row = [s]
         for b in budgets:
             key = str(b)
-            meds = [summary[pr][s]["regret"][key] for pr in problems]
-            if any(m is None for m in meds):
+            present = [pr for pr in problems if summary[pr][s]["regret"][key] is not None]
+            if not present:
                 row.append("n/a")
                 continue
-            worst = max(m["median"] for m in meds)
+            worst = max(summary[pr][s]["regret"][key]["median"] for pr in present)
             wins = sum(
                 summary[pr][s]["regret"][key]["median"]
                 <= min(
@@ -366,9 +369,10 @@ def _overview(payload: Mapping[str, Any]) -> str:
                     if summary[pr][t]["regret"][key] is not None
                 )
                 + 1e-12
-                for pr in problems
+                for pr in present
             )
-            row.append(f"{100 * worst:.2f} ({wins})")
+            only = f"; {len(present)} of {len(problems)} problems" if len(present) < len(problems) else ""
+            row.append(f"{100 * worst:.2f} ({wins}{only})")
         rows.append(row)
     lines.append(sb.table(["strategy", *[f"@{b}" for b in budgets]], rows))
     return "\n".join(lines)
@@ -526,6 +530,18 @@ def main() -> None:
     print(report(payload, path))
 
 
+def _picks(picked: Mapping[int, str]) -> str:
+    """``{50: "bayes", 100: "bayes", 500: "nsga2"}`` -> ``"bayes at 50 and 100, nsga2 at 500"``."""
+    by: dict[str, list[int]] = {}
+    for b, s in picked.items():
+        by.setdefault(s, []).append(b)
+    parts = []
+    for s, bs in by.items():
+        at = ", ".join(str(b) for b in bs[:-1]) + (" and " if len(bs) > 1 else "") + str(bs[-1])
+        parts.append(f"{s} at {at}")
+    return ", ".join(parts)
+
+
 def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Several result files (other strategies, problems or budgets, the same seeds) as one; a later file's
     runs of a (problem, strategy) replace an earlier file's. Budgets: the union; a run counts at the
@@ -580,7 +596,7 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "seed": seed,
                 "status": "ok",
                 "evaluations": max(b for b, run in picked.items() if str(b) in run["regret"]),
-                "describe": ", ".join(f"{run['strategy']} at {b}" for b, run in picked.items()),
+                "describe": _picks({b: run["strategy"] for b, run in picked.items()}),
             }
             for field in ("regret", "front_share", "distinct", "overhead_mean_ms"):
                 composed[field] = {
