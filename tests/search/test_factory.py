@@ -109,6 +109,7 @@ def test_auto_with_three_objectives_or_more(space, n_objectives, budget, chosen,
         assert isinstance(s.inner, NSGA2Strategy)
     else:
         assert s.inner.ehvi_many is ehvi_many
+        assert s.inner.n_initial == (20 if ehvi_many else 10)
         assert ("ehvi_many=True" in s.describe()) is ehvi_many
         assert ("unordered choices (e0 and 5 more)" in s.describe()) is ehvi_many
 
@@ -120,13 +121,15 @@ def test_auto_with_the_hypervolume_improvement_runs_exactly_that_bayes():
         study = Study(space=NB, objectives=three, strategy=strategy)
         study.optimize(
             lambda t: {"a": hash(t.params["e0"]) % 7, "b": len(t.params["e2"]), "c": len(t.params["e3"])},
-            n_trials=16,
+            n_trials=26,
         )
         return [t.params for t in study.trials]
 
     picked = run(make_strategy("auto", seed=3, budget=100))
-    assert picked == run(make_strategy("bayes", seed=3, ehvi_many=True))
-    assert picked != run(make_strategy("bayes", seed=3))  # the option changes the proposals
+    assert picked == run(make_strategy("bayes", seed=3, ehvi_many=True, n_initial=20))
+    # each option changes the proposals
+    assert picked != run(make_strategy("bayes", seed=3, n_initial=20))
+    assert picked != run(make_strategy("bayes", seed=3, ehvi_many=True))
 
 
 def test_auto_gives_its_population_size_to_a_strategy_that_has_one():
