@@ -230,6 +230,13 @@ def parse_variant(strategy: str) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
+def format_variant(name: str, options: Mapping[str, Any]) -> str:
+    """The inverse of :func:`parse_variant`: ``("bayes", {"ehvi_many": True})`` -> ``"bayes[ehvi_many=true]"``."""
+    if not options:
+        return name
+    return name + "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in options.items()) + "]"
+
+
 def _describe(e: BaseException) -> str:
     tb = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
     where = f" (at {Path(tb[0].filename).name}:{tb[0].lineno})" if tb else ""

@@ -585,9 +585,7 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             picked: dict[int, Mapping[str, Any]] = {}
             for b in budgets:
                 name, options, _ = choose(space, n_objectives, b)
-                label = name + (
-                    "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in options.items()) + "]" if options else ""
-                )
+                label = sb.format_variant(name, options)
                 if (pr, label, seed) in runs:
                     picked[b] = runs[(pr, label, seed)]
             if not picked:

@@ -32,7 +32,7 @@ import argparse
 import collections
 import multiprocessing
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,23 +68,31 @@ def classes(ops: np.ndarray) -> list[str | None]:
     return [cell_function(tuple(int(v) for v in row)) for row in ops]
 
 
+def members(keys: Sequence[str | None]) -> dict[str | None, list[int]]:
+    """Rows of each class (``None``: the cells with no path from input to output)."""
+    groups: dict[str | None, list[int]] = collections.defaultdict(list)
+    for i, k in enumerate(keys):
+        groups[k].append(i)
+    return groups
+
+
 def noise_sd(error: np.ndarray, keys: Sequence[str | None]) -> float:
     """Spread of error within classes of functionally equal cells whose mean error is below 10 %."""
-    groups: dict[str, list[int]] = collections.defaultdict(list)
-    for i, k in enumerate(keys):
-        if k is not None:
-            groups[k].append(i)
-    dev = [error[m] - error[m].mean() for m in groups.values() if len(m) > 1 and error[m].mean() < 10]
+    dev = [
+        error[m] - error[m].mean()
+        for k, m in members(keys).items()
+        if k is not None and len(m) > 1 and error[m].mean() < 10
+    ]
     d = np.concatenate(dev)
     return float(np.sqrt(np.sum(d**2) / (len(d) - len(dev))))  # pooled, one degree of freedom per class
 
 
-def front_structure(name: str, ops: np.ndarray, error: np.ndarray, latency, keys) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def front_structure(
+    name: str, error: np.ndarray, latency: Mapping[str, np.ndarray], keys: Sequence[str | None]
+) -> dict[str, float]:
     F = np.column_stack([error, *(latency[d] for d in name.split("+"))])
     front = np.flatnonzero(non_dominated_mask(F))
-    groups: dict[str | None, list[int]] = collections.defaultdict(list)
-    for i, k in enumerate(keys):
-        groups[k].append(i)
+    groups = members(keys)
     sizes = np.array([len(groups[keys[i]]) for i in front])
     shared = [i for i in front if len(groups[keys[i]]) > 1]
     below = [float(error[i] - error[groups[keys[i]]].mean()) for i in shared]
@@ -213,7 +221,7 @@ def main() -> None:
     print("\nTrue fronts: rows in a class of several cells, median class size, mean (row - class mean) error")
     rows = []
     for name in args.problems:
-        s = front_structure(name, ops, error, latency, keys)
+        s = front_structure(name, error, latency, keys)
         rows.append(
             [
                 name,
