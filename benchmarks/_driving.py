@@ -54,6 +54,9 @@ class Problem:
         front_note: how the true front was obtained.
         reference: the hypervolume reference point.
         true_hv: hypervolume of the true front.
+        network: params -> the params of the network they compute, handed to hwnas studies (the
+            ``network`` of :class:`search.Study`); ``None`` for none. Optuna's samplers have no such input.
+        of_network: per objective, whether it is a property of the network (:attr:`search.Objective.of_network`).
     """
 
     name: str
@@ -66,6 +69,8 @@ class Problem:
     front_note: str
     reference: tuple[float, ...]
     true_hv: float
+    network: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    of_network: tuple[bool, ...] | None = None
 
 
 def reference_for(front: np.ndarray) -> tuple[float, ...]:
@@ -172,10 +177,12 @@ def drive(problem: Problem, strategy: str, seed: int, n_trials: int) -> Trace:
             status = f"error after {len(F)} evaluations: {_describe(e)}"
     else:
         try:
+            of_network = problem.of_network or (True,) * len(problem.objectives)
             study = Study(
                 space=problem.space,
-                objectives=[Objective(n, "minimize") for n in problem.objectives],
+                objectives=[Objective(n, "minimize", of_network=o) for n, o in zip(problem.objectives, of_network)],
                 strategy=make(strategy, problem.space, seed, n_trials),
+                network=problem.network,
             )
         except ValueError as e:
             return Trace([], [], [], [], time.perf_counter() - t_start, f"refused: {e}")

@@ -22,6 +22,11 @@ are separate rows with their own measured latencies, so a point of the space is 
 About a fifth of the cells have no path from input to output (90 % error): they stretch any
 normalisation of the objectives, as degenerate candidates of real spaces do.
 
+hwnas studies get the space's network map (:func:`network`: every operation on a dead path set to
+``none``), with the error a property of the network and each latency not (NAS-Bench-201's code runs the
+dead operations); ``bayes`` then models the error over the networks. Optuna's samplers have no such
+input. ``--without-network`` leaves the map out.
+
 Strategies: every name ``search.make_strategy`` knows (every entry of ``search.STRATEGIES`` with its
 defaults, ``auto`` and the wrapped ``optuna:NAME`` when the package has them) and, in the same run,
 Optuna's own ``TPESampler(multivariate=True)`` (``optuna-tpe``), ``NSGAIISampler`` (``optuna-nsga2``),
@@ -83,6 +88,7 @@ BUDGETS = (50, 100, 200, 500)
 QUICK_BUDGETS = (50, 100)
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = tuple(f"e{i}" for i in range(6))
+EDGE_NODES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from) of e0 .. e5; node 0 in, 3 out
 DEVICES = {
     "2080ti_1": "RTX 2080 Ti, batch 1 (desktop GPU)",
     "titan_rtx_256": "Titan RTX, batch 256 (desktop GPU)",
@@ -101,6 +107,31 @@ ATTRIBUTION = (
 # -- the table and its problems -----------------------------------------------------------------------
 
 
+def live_edges(ops: Sequence[str]) -> tuple[bool, ...]:
+    """Which edges can change the cell's output: an operation other than ``none`` on an edge whose source
+    the input reaches and whose target reaches the output (``ops``: the operation of ``e0`` .. ``e5``)."""
+    fed = {0}
+    for node in (1, 2, 3):
+        if any(to == node and src in fed and op != "none" for (to, src), op in zip(EDGE_NODES, ops)):
+            fed.add(node)
+    feeding = {3}
+    for node in (2, 1, 0):
+        if any(src == node and to in feeding and op != "none" for (to, src), op in zip(EDGE_NODES, ops)):
+            feeding.add(node)
+    return tuple(
+        op != "none" and src in fed and to in feeding for (to, src), op in zip(EDGE_NODES, ops)
+    )
+
+
+def network(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of the network a cell computes: every operation on a dead path set to ``none``. The
+    problems hand this to hwnas studies as their ``network`` map, with the error a property of the
+    network and each latency not (NAS-Bench-201's code still runs the dead operations)."""
+    ops = [params[e] for e in EDGES]
+    return {e: op if live else "none" for e, op, live in zip(EDGES, ops, live_edges(ops))}
+
+
+
 def load_table(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``(ops, error, latency)``: ops ``15625 x 6`` (operation index per edge), error in % and latency
     in ms per device (HELP column ``help_<device>_latency``)."""
@@ -115,7 +146,12 @@ def load_table(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray
 
 
 def make_problem(
-    name: str, ops: np.ndarray, error: np.ndarray, latency: Mapping[str, np.ndarray]
+    name: str,
+    ops: np.ndarray,
+    error: np.ndarray,
+    latency: Mapping[str, np.ndarray],
+    *,
+    with_network: bool = True,
 ) -> sb.Problem:
     devices = name.split("+")
     unknown = [d for d in devices if d not in latency]
@@ -147,6 +183,8 @@ def make_problem(
         f"non-dominated rows of the whole table ({int(mask.sum())} archs)",
         ref,
         hypervolume(front, ref),
+        network if with_network else None,
+        (True, *(False for _ in devices)),
     )
     _FRONT_ROWS[name] = frozenset(int(i) for i in np.flatnonzero(mask))
     return problem
@@ -276,6 +314,12 @@ def report(payload: Mapping[str, Any], path: Path) -> str:
     lines.append(
         f"- seeds: {len(payload['seeds'])} per strategy and problem, one run of up to {max(budgets)} evaluations "
         f"each (`optuna-gp` up to {payload['gp_budget']})"
+    )
+    lines.append(
+        "- network map: hwnas studies model the error over each cell's network (dead-path operations set to "
+        "`none`; latencies over the cell as given)"
+        if payload.get("network", False)
+        else "- network map: none (every model sees the cells as given)"
     )
     lines.append("")
     for pr, meta in payload["problems"].items():
@@ -421,6 +465,11 @@ def main() -> None:
         "--report", type=Path, default=None, help="only print the report of an earlier result file"
     )
     p.add_argument("--merge", type=Path, nargs="+", default=None, help="one report of several result files")
+    p.add_argument(
+        "--without-network",
+        action="store_true",
+        help="hwnas studies get no network map (dead-path operations set to none) for the error",
+    )
     args = p.parse_args()
     if args.report is not None:
         print(report(json.loads(args.report.read_text()), args.report))
@@ -453,7 +502,7 @@ def main() -> None:
 
     ops, error, latency = load_table(args.data)
     for name in problems:
-        _PROBLEMS[name] = make_problem(name, ops, error, latency)
+        _PROBLEMS[name] = make_problem(name, ops, error, latency, with_network=not args.without_network)
         pr = _PROBLEMS[name]
         sb.log(f"{name}: {len(pr.front)} front archs, reference {pr.reference}, true HV {pr.true_hv:.6g}")
 
@@ -507,6 +556,7 @@ def main() -> None:
         "quick": args.quick,
         "budgets": list(budgets),
         "gp_budget": args.gp_budget,
+        "network": not args.without_network,
         "seeds": list(range(n_seeds)),
         "strategies": strategies,
         "problems": {
@@ -567,6 +617,10 @@ def merge(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["commands"] = [c for pl in payloads for c in pl["commands"]]
     out["date"] = ", ".join(sorted({pl["date"][:10] for pl in payloads}))
     out["budgets"] = budgets
+    networks = {bool(pl.get("network", False)) for pl in payloads}
+    if len(networks) > 1:
+        raise SystemExit("cannot merge runs with and without the network map; merge each kind apart")
+    out["network"] = networks.pop()
     out["gp_budget"] = (
         max(pl["gp_budget"] for pl in payloads if "optuna-gp" in pl["strategies"])
         if any("optuna-gp" in pl["strategies"] for pl in payloads)

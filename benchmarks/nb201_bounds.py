@@ -13,12 +13,16 @@ asks where that front comes from and what a surrogate would have to know to reac
   picks, one evaluation at a time, the cell of largest expected hypervolume improvement (exact, latency
   known, error Gaussian around the mean with that noise), on tables drawn as ``table error + noise``;
   regret against each drawn table's own front. It bounds what a perfect model could reach at that noise.
+- **class mean** (two-objective problems): the same search on the table itself, knowing only the mean
+  error of each cell's class of functionally equal cells (and every latency): regret against the table's
+  own front. It is what a perfect model of the network a cell computes could reach; ties between equal
+  gains are broken at random (``--class-seeds`` draws).
 - **warm start**: ``bayes`` given ``W`` uniformly drawn evaluations for free (told to it before it starts),
   then ``+50`` and ``+100`` evaluations of its own; regret of everything evaluated. It shows how far more
   data moves the model-based search.
 
     nice -n 10 .venv/bin/python benchmarks/nb201_bounds.py [--problems P ...] [--seeds N]
-        [--warm W ...] [--warm-seeds N] [--workers N] [--data CSV]
+        [--class-seeds N] [--warm W ...] [--warm-seeds N] [--workers N] [--data CSV]
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ import nb201
 from search import BayesStrategy, Objective, Study, hypervolume, non_dominated_mask
 
 NAMES = ("none", "skip", "c1", "c3", "pool")  # short names of nb201.OPS, in the same order
-EDGE_NODES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from) of e0 .. e5
+EDGE_NODES = nb201.EDGE_NODES
 BUDGETS = (50, 100, 200)
+CLASS_BUDGETS = (50, 100, 200, 500)
 
 
 def cell_function(ops: Sequence[int]) -> str | None:
@@ -132,12 +137,11 @@ def _expected_gain(
     return total
 
 
-def perfect_mean(job: tuple[str, int, float, tuple[int, ...]]) -> dict[str, float]:
-    name, seed, sd, budgets = job
-    _, error, latency = _TABLE
-    lat = latency[name]
-    rng = np.random.default_rng(seed)
-    F = np.column_stack([error + rng.normal(0.0, sd, len(error)), lat])
+def _greedy(
+    F: np.ndarray, mean: np.ndarray, sd: float, budgets: Sequence[int], jitter: np.ndarray | float = 0.0
+) -> dict[str, float]:
+    """One evaluation at a time the unseen cell of largest expected hypervolume improvement (error
+    ~ N(mean, sd^2), latency ``F[:, 1]`` known); regret against the front of ``F`` after each budget."""
     true_front = F[non_dominated_mask(F)]
     ref = np.asarray(sb.reference_for(true_front))
     true_hv = hypervolume(true_front, ref)
@@ -145,7 +149,7 @@ def perfect_mean(job: tuple[str, int, float, tuple[int, ...]]) -> dict[str, floa
     chosen: list[int] = []
     regret = {}
     for t in range(max(budgets)):
-        gain = _expected_gain(F[chosen] if chosen else np.zeros((0, 2)), ref, error, sd, lat)
+        gain = _expected_gain(F[chosen] if chosen else np.zeros((0, 2)), ref, mean, sd, F[:, 1]) + jitter
         gain[seen] = -1.0
         i = int(np.argmax(gain))
         seen[i] = True
@@ -154,6 +158,27 @@ def perfect_mean(job: tuple[str, int, float, tuple[int, ...]]) -> dict[str, floa
             G = F[chosen]
             regret[str(t + 1)] = 100.0 * (1.0 - hypervolume(G[non_dominated_mask(G)], ref) / true_hv)
     return regret
+
+
+def perfect_mean(job: tuple[str, int, float, tuple[int, ...]]) -> dict[str, float]:
+    """The greedy search on a table drawn as ``table error + noise``, its model the table's error."""
+    name, seed, sd, budgets = job
+    _, error, latency = _TABLE
+    rng = np.random.default_rng(seed)
+    return _greedy(
+        np.column_stack([error + rng.normal(0.0, sd, len(error)), latency[name]]), error, sd, budgets
+    )
+
+
+def class_mean(job: tuple[str, int, float, tuple[int, ...]]) -> dict[str, float]:
+    """The greedy search on the table, its model the mean error of each cell's class."""
+    name, seed, sd, budgets = job
+    ops, error, latency = _TABLE
+    mean = np.empty_like(error)
+    for rows in members(classes(ops)).values():
+        mean[rows] = error[rows].mean()
+    jitter = np.random.default_rng(seed).uniform(0.0, 1e-9, len(error))  # breaks ties between equal gains
+    return _greedy(np.column_stack([error, latency[name]]), mean, sd, budgets, jitter)
 
 
 def warm_start(job: tuple[str, int, int]) -> dict[str, float]:
@@ -198,6 +223,7 @@ def main() -> None:
         "--problems", nargs="+", default=["2080ti_1", "titan_rtx_256", "gold_6226", "pixel2", "samsung_a50"]
     )
     p.add_argument("--seeds", type=int, default=5, help="drawn tables per problem for the perfect-mean bound")
+    p.add_argument("--class-seeds", type=int, default=3, help="tie-break draws of the class-mean search")
     p.add_argument(
         "--warm", type=int, nargs="*", default=[0, 300, 1000], help="free evaluations before bayes"
     )
@@ -240,16 +266,34 @@ def main() -> None:
         _PROBLEMS[name] = nb201.make_problem(name, ops, error, latency)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(args.workers) as pool:
-        jobs = [(n, s, sd, BUDGETS) for n in args.problems for s in range(args.seeds)]
-        results = pool.map(perfect_mean, jobs)
-        print(f"\nPerfect mean, noise sd {sd:.3f}: median regret % over {args.seeds} drawn tables")
-        rows = []
-        for n in args.problems:
-            rs = [r for (jn, *_), r in zip(jobs, results) if jn == n]
-            rows.append([n, *(f"{np.median([r[str(b)] for r in rs]):.2f}" for b in BUDGETS)])
-        print(sb.table(["problem", *(f"@{b}" for b in BUDGETS)], rows))
+        for title, fn, n_seeds, budgets in (
+            (
+                f"Perfect mean, noise sd {sd:.3f}: median regret % over {args.seeds} drawn tables",
+                perfect_mean,
+                args.seeds,
+                BUDGETS,
+            ),
+            (
+                f"Class mean, noise sd {sd:.3f}, on the table: median regret % over {args.class_seeds} tie-breaks",
+                class_mean,
+                args.class_seeds,
+                CLASS_BUDGETS,
+            ),
+        ):
+            jobs = [(n, s, sd, budgets) for n in args.problems for s in range(n_seeds)]
+            if not jobs:
+                continue
+            results = pool.map(fn, jobs)
+            print(f"\n{title}")
+            rows = []
+            for n in args.problems:
+                rs = [r for (jn, *_), r in zip(jobs, results) if jn == n]
+                rows.append([n, *(f"{np.median([r[str(b)] for r in rs]):.2f}" for b in budgets)])
+            print(sb.table(["problem", *(f"@{b}" for b in budgets)], rows))
         wjobs = [(n, w, s) for n in args.warm_problems for w in args.warm for s in range(args.warm_seeds)]
         wres = pool.map(warm_start, wjobs)
+    if not wjobs:
+        return
     print(f"\nbayes after W free uniform evaluations: median regret % over {args.warm_seeds} seeds")
     rows = []
     for n in args.warm_problems:

@@ -12,7 +12,7 @@ Example:
 """
 
 from search._auto import AutoStrategy
-from search._base import Canonical, Strategy, StrategyExhausted, Suggestion
+from search._base import Canonical, NetworkMap, Strategy, StrategyExhausted, Suggestion
 from search._bayes import BayesStrategy
 from search._evolution import EvolutionStrategy
 from search._factory import STRATEGIES, make_strategy, strategy_names
@@ -40,6 +40,7 @@ __all__ = [
     "InMemoryStorage",
     "Integer",
     "NSGA2Strategy",
+    "NetworkMap",
     "Objective",
     "OptunaStrategy",
     "Param",

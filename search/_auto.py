@@ -114,7 +114,7 @@ class AutoStrategy(Strategy):
         if self.population_size is not None and "population_size" in inspect.signature(STRATEGIES[name]).parameters:
             options = {**options, "population_size": self.population_size}
         inner = make_strategy(name, seed=self._seed, **options)
-        inner.configure(canonical=self._canonical, repeats=self.repeats)
+        inner.configure(canonical=self._canonical, repeats=self.repeats, network=self.network)
         inner.setup(space, objectives)
         self._inner, self.chosen, self._why = inner, name, why
         self.options = dict(options)

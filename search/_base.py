@@ -10,11 +10,13 @@ from typing import Any, ClassVar
 from search._space import Space
 from search._trial import Objective, Trial
 
-__all__ = ["Canonical", "Strategy", "StrategyExhausted", "Suggestion"]
+__all__ = ["Canonical", "NetworkMap", "Strategy", "StrategyExhausted", "Suggestion"]
 
 #: Maps a point of a space to a hashable identity: two points with the same identity are the same
 #: candidate (a supernet search maps params to the canonical architecture they build).
 Canonical = Callable[[Mapping[str, Any]], Hashable]
+#: params -> the params of the network they compute, every choice that cannot change it at a fixed value
+NetworkMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 class StrategyExhausted(RuntimeError):
@@ -75,14 +77,21 @@ class Strategy(abc.ABC):
         self._space: Space | None = None
         self._objectives: tuple[Objective, ...] = ()
         self._canonical: Canonical | None = None
+        #: params -> the params of the network they compute (see :class:`search.Study`), or ``None``.
+        self.network: NetworkMap | None = None
         #: when True, points may be proposed again (repeated evaluations of a noisy objective).
         self.repeats = False
 
-    def configure(self, *, canonical: Canonical | None = None, repeats: bool = False) -> None:
+    def configure(
+        self, *, canonical: Canonical | None = None, repeats: bool = False, network: NetworkMap | None = None
+    ) -> None:
         """Sets how points are compared before :meth:`setup`: ``canonical`` maps a point to its identity
-        (default: the point's values), ``repeats`` allows proposing a point again. A study calls this."""
+        (default: the point's values), ``repeats`` allows proposing a point again, ``network`` maps a point
+        to the point of the network it computes (model-based strategies model the objectives that are
+        :attr:`Objective.of_network` over those). A study calls this."""
         self._canonical = canonical
         self.repeats = bool(repeats)
+        self.network = network
 
     def key(self, params: Mapping[str, Any]) -> Hashable:
         """The identity of a point: its canonical form when a ``canonical`` map is configured, else its

@@ -369,9 +369,9 @@ class Space(Mapping[str, Param]):
             "remove or narrow some rules"
         )
 
-    def validate(self, params: Mapping[str, Value]) -> None:
-        """Raises ``ValueError`` naming the first parameter that is missing, unknown or out of range, or the
-        forbid rule that the point matches."""
+    def validate(self, params: Mapping[str, Value], *, forbid: bool = True) -> None:
+        """Raises ``ValueError`` naming the first parameter that is missing, unknown or out of range, or (with
+        ``forbid``) the forbid rule that the point matches."""
         unknown = sorted(set(params) - set(self._params))
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; valid: {list(self._params)}")
@@ -382,7 +382,7 @@ class Space(Mapping[str, Param]):
                 p.validate(params[name])
             except ValueError as e:
                 raise ValueError(f"parameter {name!r}: {e}") from None
-        for rule, compiled in zip(self._forbid, self._compiled):
+        for rule, compiled in zip(self._forbid, self._compiled) if forbid else ():
             if all(self._match_key(name, params[name]) in keys for name, keys in compiled):
                 raise ValueError(f"{dict(params)} is forbidden by the rule {rule}")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from search._base import Canonical, Strategy, StrategyExhausted, Suggestion
+from search._base import Canonical, NetworkMap, Strategy, StrategyExhausted, Suggestion
 from search._pareto import hypervolume, pareto_trials
 from search._space import Space
 from search._storage import InMemoryStorage, Storage, StorageError
@@ -36,7 +36,14 @@ class Study:
     new trial (a supernet search stores the canonical arch this way). ``canonical``, when given, maps
     params to a hashable identity (the canonical architecture): the strategy then never proposes a point
     whose identity has been proposed or told before, while unseen ones remain; ``repeats=True`` lets it
-    propose points again (repeated measurements of a noisy objective).
+    propose points again (repeated measurements of a noisy objective). ``network``, when given, maps params
+    to the params of the network they compute, with every choice that cannot change it at a fixed value
+    (the operations on dead paths of a cell set to ``"none"``, the kernel of a layer past the depth to the
+    first choice). Model-based strategies (``bayes``) then model each objective that is
+    :attr:`Objective.of_network` over the mapped points, so points that compute one network share what
+    was learnt about it; identity and duplicates stay with ``canonical``. It is checked on a few points
+    of the space before anything runs: it must return a point of the space, and mapping twice must give
+    the same point as mapping once.
 
     Example:
         >>> from search import Choice, Objective, RandomStrategy, Space, Study
@@ -58,6 +65,7 @@ class Study:
         annotate: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         canonical: Canonical | None = None,
         repeats: bool = False,
+        network: NetworkMap | None = None,
     ) -> None:
         if not objectives:
             raise ValueError("a study needs at least one objective")
@@ -73,7 +81,9 @@ class Study:
         self._enqueued: deque[Suggestion] = deque()
         self._rerun: deque[Trial] = deque()
         self._n_told = 0
-        strategy.configure(canonical=canonical, repeats=repeats)
+        if network is not None:
+            _check_network(space, network)
+        strategy.configure(canonical=canonical, repeats=repeats, network=network)
         strategy.setup(space, self.objectives)
         if self.storage.count():
             self._check_same_study()
@@ -482,3 +492,28 @@ def optimize(
     )
     study.optimize(wrapped, n_trials=budget)
     return study
+
+
+def _check_network(space: Space, network: NetworkMap, samples: int = 8) -> None:
+    """Raises ``ValueError`` unless ``network`` sends a few points of ``space`` to points of it, and is
+    idempotent on them (the network of a network's point is that point)."""
+    if not callable(network):
+        raise ValueError(f"network must be a function of the params, got {type(network).__name__}")
+    rng = np.random.default_rng(0)
+    for _ in range(samples):
+        params = space.sample(rng)
+        try:
+            mapped = dict(network(params))
+            space.validate(mapped, forbid=False)  # a network's point may be one the search skips
+            again = dict(network(mapped))
+        except Exception as e:  # noqa: BLE001 - the message names the map and the point
+            raise ValueError(
+                f"the network map failed on {params}: {type(e).__name__}: {e}; it must return the params of a "
+                f"point of the space ({', '.join(space)})"
+            ) from None
+        if again != mapped:
+            raise ValueError(
+                f"the network map is not idempotent: {params} -> {mapped} -> {again}; mapping a network's "
+                "own point must return it unchanged"
+            )
+

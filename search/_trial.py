@@ -32,12 +32,19 @@ class Objective:
 
     ``reference`` is the hypervolume reference value of this objective (its worst value that still
     counts); ``None`` lets :func:`search.hypervolume` callers supply one.
+
+    ``of_network`` says whether the value is a property of the network a point computes, so equal for
+    points the study's ``network`` map sends to the same point (accuracy, loss): model-based strategies
+    then model it over the mapped points. ``False`` is for a value measured on the point as given, where
+    what the map drops still costs: the latency of an implementation that still runs the operations on
+    dead paths of a cell. Without a ``network`` map it changes nothing.
     """
 
     name: str
     direction: str = "minimize"
     unit: str = ""
     reference: float | None = None
+    of_network: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in ("minimize", "maximize"):

@@ -55,3 +55,26 @@ def test_expected_gain_matches_monte_carlo() -> None:
             gains.append(hypervolume(pts[non_dominated_mask(pts)], ref) - base)
         assert exact[i] == pytest.approx(np.mean(gains), abs=4 * np.std(gains) / np.sqrt(len(gains)) + 1e-9)
     assert exact[3] < exact[0]  # slow and no better than the front's best: little to gain
+
+
+def test_the_network_map_of_the_nb201_problems_drops_exactly_the_dead_operations() -> None:
+    import itertools
+
+    import nb201
+
+    names = nb201.OPS
+    # node 2 never reaches the output (e5 none): e1 and e2 are dead; e0 feeds node 1, which reaches it by e4
+    params = dict(zip(nb201.EDGES, ("nor_conv_3x3", "avg_pool_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none")))
+    assert [params[e] for e in nb201.EDGES] != [nb201.network(params)[e] for e in nb201.EDGES]
+    assert nb201.network(params) == {**params, "e1": "none", "e2": "none"}
+    # node 1 has no input (e0 none): what leaves it (e2, e4) is dead
+    params = dict(zip(nb201.EDGES, ("none", "skip_connect", "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1")))
+    assert nb201.network(params) == {**params, "e2": "none", "e4": "none"}
+    for ops in itertools.product(range(5), repeat=6):  # every cell, against the independent cell_function
+        p = {e: names[o] for e, o in zip(nb201.EDGES, ops)}
+        q = nb201.network(p)
+        q_ops = tuple(names.index(q[e]) for e in nb201.EDGES)
+        assert bounds.cell_function(q_ops) == bounds.cell_function(ops)  # the same network
+        assert nb201.network(q) == q  # idempotent
+        # every operation left is live (and, by the first check, none that mattered went)
+        assert nb201.live_edges([q[e] for e in nb201.EDGES]) == tuple(v != "none" for v in q.values())

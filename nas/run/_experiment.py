@@ -368,6 +368,8 @@ class Experiment:
                     annotate=lambda params: {"arch": spec.arch_from_params(params)},
                     # two params that build the same network are one candidate: never evaluated twice
                     canonical=lambda params: arch_key(spec.arch_from_params(params)),
+                    # and the models see each point as its network: inactive choices at a fixed value
+                    network=network_map(spec),
                 )
             except ValueError as e:  # a strategy that cannot search this space says why
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
@@ -588,3 +590,13 @@ class _SilentReporter:
     def trial(self, study: Study, trial: Trial) -> None:
         pass
 
+
+
+def network_map(spec: SearchSpace) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The study's ``network`` map of a space: params -> the params of their canonical arch (every inactive
+    choice at its fixed value), so the search's models see two points that build one network as one."""
+
+    def network(params: Mapping[str, Any]) -> dict[str, Any]:
+        return spec.params_from_arch(spec.arch_from_params(params))
+
+    return network

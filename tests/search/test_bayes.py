@@ -415,3 +415,107 @@ def test_automatic_scaling_uses_ranks_wherever_the_acquisition_is_the_hypervolum
     ):
         got, F = scaled(n_objectives, **options)
         assert np.array_equal(got, transform(F)), (n_objectives, options)
+
+
+# -- the network map: objectives of the network modelled over the networks -------------------------------
+
+_GATE_SPACE = Space({"gate": Choice(["off", "on"]), "op": Choice(["a", "b", "c", "d", "e"])})
+_OP_VALUE = {"a": 0.1, "b": 0.9, "c": 0.4, "d": 0.7, "e": 0.2}
+
+
+def _gate_network(params):
+    """``op`` is inactive while the gate is off: the network is then the one with ``op`` at ``"a"``."""
+    return {"gate": params["gate"], "op": params["op"] if params["gate"] == "on" else "a"}
+
+
+def _gate_values(params):
+    on = params["gate"] == "on"
+    return {"error": _OP_VALUE[params["op"]] if on else 0.5, "latency": 1.0 + 0.1 * "abcde".index(params["op"])}
+
+
+def _gate_strategy(network, latency_of_network=False):
+    objectives = [Objective("error"), Objective("latency", of_network=latency_of_network)]
+    strategy = BayesStrategy(seed=0, n_initial=3)
+    study = Study(space=_GATE_SPACE, objectives=objectives, strategy=strategy, network=network)
+    for gate, op in [("off", "b"), ("off", "c"), ("off", "d"), ("on", "a"), ("on", "b"), ("on", "c")]:
+        study.enqueue({"gate": gate, "op": op})
+    for _ in range(6):
+        trial = study.ask()
+        study.tell(trial, _gate_values(trial.params))
+    return strategy
+
+
+def _predict(strategy, j, points):
+    """Posterior mean and variance of objective ``j`` at ``points``, as the strategy's acquisition sees them."""
+    X = np.array(strategy._X)
+    F = strategy._scaled(np.array(strategy._F))[1]
+    net = strategy._of_network[j]
+    gp = strategy._fit(j, np.array(strategy._Xn) if net else X, F[:, j])
+    Xc = strategy._encoder.encode(points, [1.0] * len(points))
+    return gp.predict(strategy._encode_networks(points, [1.0] * len(points)) if net else Xc)
+
+
+def test_with_a_network_map_points_of_one_network_are_one_input_to_the_models_of_the_network():
+    strategy = _gate_strategy(_gate_network)
+    assert strategy._of_network == [True, False]
+    unseen = [{"gate": "off", "op": "e"}, {"gate": "off", "op": "a"}]  # both the network ("off", "a")
+    mean, var = _predict(strategy, 0, unseen)
+    assert mean[0] == pytest.approx(mean[1]) and var[0] == pytest.approx(var[1])
+    # three gate-off points were told: their network is known, so an unseen gate-off point is certain
+    _, var_without = _predict(_gate_strategy(None), 0, unseen)
+    assert var[0] < 0.2 * var_without[0], (var, var_without)
+    # latency is not of the network here: the two points stay apart
+    lat_mean, _ = _predict(strategy, 1, unseen)
+    assert abs(lat_mean[0] - lat_mean[1]) > 1e-3
+    # and with of_network=True it too is modelled over the networks
+    tied = _gate_strategy(_gate_network, latency_of_network=True)
+    lat_mean, _ = _predict(tied, 1, unseen)
+    assert lat_mean[0] == pytest.approx(lat_mean[1])
+
+
+def test_the_network_map_changes_the_proposals_and_is_ignored_without_one():
+    def run(network):
+        study = Study(
+            space=_GATE_SPACE,
+            objectives=[Objective("error"), Objective("latency", of_network=False)],
+            strategy=BayesStrategy(seed=1, n_initial=3),
+            network=network,
+        )
+        out = []
+        for _ in range(8):
+            trial = study.ask()
+            out.append((trial.params["gate"], trial.params["op"]))
+            study.tell(trial, _gate_values(trial.params))
+        return out
+
+    assert run(_gate_network) != run(None)
+    # an identity map sends every point to itself: exactly the proposals without a map
+    assert run(lambda p: dict(p)) == run(None)
+
+
+@pytest.mark.parametrize(
+    "network, message",
+    [
+        (lambda p: {**p, "op": "z"}, "network map failed"),
+        (lambda p: {"gate": p["gate"]}, "missing"),
+        (lambda p: {**p, "op": "b" if p["op"] == "a" else "a"}, "not idempotent"),
+        ("a string", "must be a function"),
+    ],
+)
+def test_a_bad_network_map_is_refused_before_anything_runs(network, message):
+    with pytest.raises(ValueError, match=message):
+        Study(
+            space=_GATE_SPACE,
+            objectives=[Objective("error")],
+            strategy=BayesStrategy(seed=0),
+            network=network,
+        )
+
+
+def test_auto_hands_the_network_map_to_the_strategy_it_picks():
+    from search import make_strategy
+
+    strategy = make_strategy("auto", seed=0, budget=50)
+    Study(space=_GATE_SPACE, objectives=[Objective("error"), Objective("latency")], strategy=strategy, network=_gate_network)
+    assert strategy.chosen == "bayes"
+    assert strategy._inner.network is _gate_network and strategy._inner._of_network == [True, True]

@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from hardware_profiles import load_profile
 from nas.data import from_datasets
 from nas.run._evaluator import CandidateEvaluator
-from nas.run._experiment import count_macs
+from nas.run._experiment import count_macs, network_map
 from nas.run._export import ARCH_METADATA_KEY, export_onnx, read_metadata, verify_onnx
 from nas.run._recipe import EvaluatorRecipe
 from nas.spaces import (
@@ -39,6 +39,7 @@ from nas.spaces import (
     space_to_dict,
 )
 from nas.training import recalibrate_bn
+from search import BayesStrategy, Objective, Study
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = "examples.resnet_space:ResNetSpace"
@@ -172,6 +173,21 @@ def test_archs_are_canonical_json_and_round_trip(case: Case) -> None:
         assert set(back) == set(search)
         assert space.arch_from_params(back) == arch
         assert space.params_from_arch(space.arch_from_params(back)) == back  # one canonical point per arch
+
+
+def test_the_network_map_a_search_hands_its_study_sends_each_point_to_its_arch(case: Case) -> None:
+    space = case.space
+    network = network_map(space)
+    # the study's own check (idempotent, a point of the space) passes
+    Study(space=space.search_space(), objectives=[Objective("error")], strategy=BayesStrategy(), network=network)
+    rng = np.random.default_rng(2)
+    moved = 0
+    for _ in range(20):
+        params = space.search_space().sample(rng)
+        mapped = network(params)
+        assert space.arch_from_params(mapped) == space.arch_from_params(params)
+        moved += mapped != params
+    assert moved > 0  # some drawn points had inactive choices away from their fixed value
 
 
 def test_inactive_choices_do_not_change_the_arch_and_active_ones_change_the_network(case: Case) -> None:
