@@ -49,7 +49,7 @@ repeated one included), over ``--seeds`` seeds (default 10):
 
     nice -n 10 .venv/bin/python benchmarks/nb201.py [--quick] [--data CSV] [--out benchmarks/out]
         [--seeds N] [--workers N] [--problems P ...] [--strategies S ...] [--gp-budget N] [--tag T]
-        [--budgets B ...]     # a strategy may carry options for ablations: 'bayes[scaling=minmax]'
+        [--budgets B ...] [--without-network]   # a strategy may carry options for ablations: 'bayes[scaling=minmax]'
     .venv/bin/python benchmarks/nb201.py --report benchmarks/out/nb201.json   # re-print a report
     .venv/bin/python benchmarks/nb201.py --merge A.json B.json ...            # one report of several runs
 """
