@@ -36,7 +36,15 @@ from nas.run._rebuild import discard_new_run, open_run, write_config
 from nas.run._results import export_results, has_feasible
 from nas.run._run_lock import RunLock
 from nas.run._summary import undertrained_warning
-from nas.spaces import ElasticSupernet, SearchSpace, SpaceError, arch_key, space_for_input, space_ref
+from nas.spaces import (
+    ElasticSupernet,
+    SearchSpace,
+    SpaceError,
+    arch_key,
+    network_map,
+    space_for_input,
+    space_ref,
+)
 from nas.sustainability._tracker import BudgetExceeded, Budgets, SearchTracker
 from nas.training._device import DeviceError, resolve_device, resolve_precision
 from nas.training._distributed_train import (
@@ -368,8 +376,7 @@ class Experiment:
                     annotate=lambda params: {"arch": spec.arch_from_params(params)},
                     # two params that build the same network are one candidate: never evaluated twice
                     canonical=lambda params: arch_key(spec.arch_from_params(params)),
-                    # and the models see each point as its network: inactive choices at a fixed value
-                    network=network_map(spec),
+                    network=network_map(spec),  # the models see each point as its network
                 )
             except ValueError as e:  # a strategy that cannot search this space says why
                 raise RunError(f"strategy {cfg.search.strategy!r} cannot search this space: {e}") from None
@@ -589,14 +596,3 @@ class _SilentReporter:
 
     def trial(self, study: Study, trial: Trial) -> None:
         pass
-
-
-
-def network_map(spec: SearchSpace) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The study's ``network`` map of a space: params -> the params of their canonical arch (every inactive
-    choice at its fixed value), so the search's models see two points that build one network as one."""
-
-    def network(params: Mapping[str, Any]) -> dict[str, Any]:
-        return spec.params_from_arch(spec.arch_from_params(params))
-
-    return network

@@ -9,7 +9,7 @@ Example:
 
 from nas.spaces._mobilenet import SupernetSpec, make_divisible
 from nas.spaces._mobilenet_net import Subnet, Supernet
-from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key
+from nas.spaces._protocol import Arch, ElasticSupernet, SearchSpace, arch_key, network_map
 from nas.spaces._registry import (
     BUILTIN_SPACES,
     SpaceError,
@@ -42,6 +42,7 @@ __all__ = [
     "arch_key",
     "builtin_space_names",
     "make_divisible",
+    "network_map",
     "resolve_space",
     "space_for_input",
     "space_from_dict",

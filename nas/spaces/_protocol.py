@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from search import Space
 
-__all__ = ["Arch", "ElasticSupernet", "SearchSpace", "arch_key"]
+__all__ = ["Arch", "ElasticSupernet", "SearchSpace", "arch_key", "network_map"]
 
 #: An architecture: a JSON-ready dict in the space's canonical form.
 Arch = dict[str, Any]
@@ -167,6 +167,16 @@ class SearchSpace(ABC):
     ) -> tuple[nn.Module, tuple[int, int, int]]:
         """The static module of one part (as :meth:`distinct_parts` describes it) and its input shape."""
         raise NotImplementedError(f"{type(self).__name__} defines no lookup-table parts")
+
+
+def network_map(space: SearchSpace) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A study's ``network`` map for ``space``: params -> the params of their canonical arch (every inactive
+    choice at its fixed value), so a search's models see two points that build one network as one."""
+
+    def network(params: Mapping[str, Any]) -> dict[str, Any]:
+        return space.params_from_arch(space.arch_from_params(params))
+
+    return network
 
 
 #: The methods a class must define to be used as a space (checked when a user names one).

@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from hardware_profiles import load_profile
 from nas.data import from_datasets
 from nas.run._evaluator import CandidateEvaluator
-from nas.run._experiment import count_macs, network_map
+from nas.run._experiment import count_macs
 from nas.run._export import ARCH_METADATA_KEY, export_onnx, read_metadata, verify_onnx
 from nas.run._recipe import EvaluatorRecipe
 from nas.spaces import (
@@ -32,6 +32,7 @@ from nas.spaces import (
     SearchSpace,
     SpaceError,
     builtin_space_names,
+    network_map,
     resolve_space,
     space_for_input,
     space_from_dict,
