@@ -33,6 +33,7 @@ _REF_MARGIN = 0.1  # EHVI reference: the worst observed value of each objective 
 _FRONT = 10  # best observed configurations whose mutants join the candidate set (at least)
 _MAX_PARENTS = 40  # at most this many observed configurations have their neighbourhood scored
 _REFIT_GROWTH = 0.1  # hyperparameters are re-estimated when the data has grown by this share
+_MAX_CACHED_NETWORKS = 100_000  # points whose network is kept (the cache starts again beyond)
 
 
 class BayesStrategy(Strategy):
@@ -207,6 +208,7 @@ class BayesStrategy(Strategy):
         # observations: encoded params (fidelity column included), minimized values, violation
         self._X: list[np.ndarray] = []
         self._Xn: list[np.ndarray] = []  # the same, of each point's network (see Study's ``network``)
+        self._networks: dict[Hashable, dict[str, Any]] = {}  # point -> its network, as mapped once
         self._F: list[np.ndarray] = []
         self._violation: list[float] = []
         self._obs: list[tuple[dict[str, Any], float]] = []
@@ -299,10 +301,21 @@ class BayesStrategy(Strategy):
         return candidates[index]
 
     def _encode_networks(self, points: Sequence[Mapping[str, Any]], fidelities: Sequence[float]) -> np.ndarray:
-        """Encoded rows of the networks ``points`` compute (the study's ``network`` map)."""
+        """Encoded rows of the networks ``points`` compute (the study's ``network`` map). The map's results
+        are kept by point: the front's neighbours and the observations come back at every proposal."""
         network = self.network
         assert network is not None
-        return self._encoder.encode([network(p) for p in points], fidelities)
+        cache = self._networks
+        if len(cache) > _MAX_CACHED_NETWORKS:
+            cache.clear()
+        mapped = []
+        for p in points:
+            key = point_key(self.space, p)
+            net = cache.get(key)
+            if net is None:
+                net = cache[key] = dict(network(p))
+            mapped.append(net)
+        return self._encoder.encode(mapped, fidelities)
 
     def _candidates(self) -> list[dict[str, Any]]:
         space, rng = self.space, self._rng
