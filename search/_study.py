@@ -43,7 +43,8 @@ class Study:
     :attr:`Objective.of_network` over the mapped points, so points that compute one network share what
     was learnt about it; identity and duplicates stay with ``canonical``. It is checked on a few points
     of the space before anything runs: it must return a point of the space, and mapping twice must give
-    the same point as mapping once.
+    the same point as mapping once. A stored study records whether it had one: it resumes without a map if
+    it was searched without (or before maps were recorded), and refuses to resume without one if it had one.
 
     Example:
         >>> from search import Choice, Objective, RandomStrategy, Space, Study
@@ -83,12 +84,16 @@ class Study:
         self._n_told = 0
         if network is not None:
             _check_network(space, network)
+        resuming = bool(self.storage.count())
+        if resuming:
+            network = self._stored_network(network)
         strategy.configure(canonical=canonical, repeats=repeats, network=network)
         strategy.setup(space, self.objectives)
-        if self.storage.count():
+        if resuming:
             self._check_same_study()
             self._replay()
         else:
+            self.storage.set_meta("network", network is not None)
             self.storage.set_meta("space", space.to_dict())
             self.storage.set_meta("objectives", [o.to_dict() for o in self.objectives])
             self.storage.set_meta("constraints", [str(c) for c in self.constraints])
@@ -99,6 +104,19 @@ class Study:
         return self.strategy.name or type(self.strategy).__name__
 
     # -- resuming ------------------------------------------------------------------------------------
+    def _stored_network(self, network: NetworkMap | None) -> NetworkMap | None:
+        """The network map a stored study resumes with: its history was proposed with a map or without one,
+        and its replay must be too. A study stored before maps existed, or without one, resumes without
+        (a map given now is set aside); one searched with a map needs one."""
+        used = self.storage.get_meta("network")
+        if used and network is None:
+            where = getattr(self.storage, "path", "the storage")
+            raise StorageError(
+                f"cannot resume {where}: it was searched with a network map; give the same one (the supernet "
+                "flow passes its space's)"
+            )
+        return network if used else None
+
     def _check_same_study(self) -> None:
         """Refuses to continue a stored study with another space, objectives, constraints or strategy."""
         where = getattr(self.storage, "path", "the storage")

@@ -143,3 +143,38 @@ def test_a_study_file_edited_by_hand_is_reported(tmp_path):
         conn.execute('UPDATE trials SET params = \'{"a": 99, "b": 0, "c": "x"}\' WHERE number = 1')
     with pytest.raises(StorageError, match="trial 1"):
         make_study(path, "random")
+
+
+def test_a_study_resumes_with_the_network_map_it_was_searched_with(tmp_path):
+    from search import BayesStrategy
+
+    space = Space({"gate": Choice(["off", "on"]), "op": Choice(["a", "b", "c", "d", "e"])})
+
+    def network(p):
+        return {"gate": p["gate"], "op": p["op"] if p["gate"] == "on" else "a"}
+
+    def values(trial):
+        p = trial.params
+        return {"f1": "abcde".index(p["op"]) * (p["gate"] == "on"), "f2": 1.0 + 0.1 * "abcde".index(p["op"])}
+
+    def study(path, network_map):
+        objectives = [Objective("f1"), Objective("f2", of_network=False)]
+        strategy = BayesStrategy(seed=3, n_initial=3)
+        return Study(space=space, objectives=objectives, strategy=strategy, storage=SQLiteStorage(path), network=network_map)
+
+    path = tmp_path / "study.db"
+    study(path, network).optimize(values, n_trials=6)
+    resumed = study(path, network)  # the replay proposes what the stored history holds
+    assert len(resumed.trials) == 6 and resumed.strategy.network is network
+    resumed.optimize(values, n_trials=2)
+    with pytest.raises(StorageError, match="searched with a network map"):
+        study(path, None)
+    # a study stored without a map (or before maps were recorded) resumes without one, a map given or not
+    old = tmp_path / "old.db"
+    study(old, None).optimize(values, n_trials=6)
+    with sqlite3.connect(old) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'network'")
+    again = study(old, network)
+    assert len(again.trials) == 6 and again.strategy.network is None
+    again.optimize(values, n_trials=2)
+    assert len(again.trials) == 8
