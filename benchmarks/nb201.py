@@ -118,9 +118,7 @@ def live_edges(ops: Sequence[str]) -> tuple[bool, ...]:
     for node in (2, 1, 0):
         if any(src == node and to in feeding and op != "none" for (to, src), op in zip(EDGE_NODES, ops)):
             feeding.add(node)
-    return tuple(
-        op != "none" and src in fed and to in feeding for (to, src), op in zip(EDGE_NODES, ops)
-    )
+    return tuple(op != "none" and src in fed and to in feeding for (to, src), op in zip(EDGE_NODES, ops))
 
 
 def network(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +127,6 @@ def network(params: Mapping[str, Any]) -> dict[str, Any]:
     network and each latency not (NAS-Bench-201's code still runs the dead operations)."""
     ops = [params[e] for e in EDGES]
     return {e: op if live else "none" for e, op, live in zip(EDGES, ops, live_edges(ops))}
-
 
 
 def load_table(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

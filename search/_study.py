@@ -534,4 +534,3 @@ def _check_network(space: Space, network: NetworkMap, samples: int = 8) -> None:
                 f"the network map is not idempotent: {params} -> {mapped} -> {again}; mapping a network's "
                 "own point must return it unchanged"
             )
-
