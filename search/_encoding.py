@@ -47,6 +47,8 @@ class Encoder:
             if kind != "number"
         }
         self.per_column = list(range(self.dim))
+        #: whether the rows carry the fidelity (as their last column)
+        self.has_fidelity = bool(self._log_range)
 
     def encode(self, points: Sequence[Mapping[str, Any]], fidelities: Sequence[float]) -> np.ndarray:
         cols: list[np.ndarray] = []

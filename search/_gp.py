@@ -124,6 +124,13 @@ class GaussianProcess:
         self._alpha = cho_solve((self._L, True), z, check_finite=False)
         return self
 
+    def predict_mean(self, Xs: np.ndarray) -> np.ndarray:
+        """Posterior mean alone at ``Xs`` (as :meth:`predict`, without the cost of the variance)."""
+        mean: np.ndarray = self._y_mean + self._y_std * (
+            self._kernel(np.asarray(Xs, dtype=float), self._X, self.theta) @ self._alpha
+        )
+        return mean
+
     def predict(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the latent function at ``Xs`` (``k x d``), in the units of ``y``."""
         Xs = np.asarray(Xs, dtype=float)

@@ -84,14 +84,15 @@ def mutate(
     if not names:
         return None
     p_gene = 1.0 / len(names) if rate is None else rate
+    parent = dict(params)
     for _ in range(tries):
         flips = [n for n in names if rng.random() < p_gene]
         if not flips:
             flips = [names[int(rng.integers(len(names)))]]
-        child = dict(params)
+        child = dict(parent)
         for name in flips:
             child[name] = _mutate_gene(space[name], child[name], rng)
-        if child != dict(params) and not space.is_forbidden(child) and key(child) not in seen:
+        if child != parent and not space.is_forbidden(child) and (not seen or key(child) not in seen):
             return child
     return None
 

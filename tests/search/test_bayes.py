@@ -197,6 +197,7 @@ def test_the_gp_fits_a_smooth_function_and_its_likelihood_gradient_is_exact():
     assert np.sqrt(np.mean((mean - f(Xt)) ** 2)) < 0.1 * np.std(f(Xt))
     _, var_seen = gp.predict(X)
     assert np.all(var_seen < 1e-2) and np.all(var > 0)
+    assert np.array_equal(gp.predict_mean(Xt), mean)  # the mean alone is the same mean
     z = (f(X) - f(X).mean()) / f(X).std()
     theta = np.array([-1.0, 0.5, 0.2, -4.0])
     _, grad = gp._objective(theta, X, z)
@@ -367,6 +368,19 @@ def test_the_monte_carlo_hypervolume_improvement_of_three_objectives_matches_the
     improving = exact > 0
     assert improving.sum() >= 10
     assert spearmanr(estimate[improving], exact[improving])[0] > 0.9
+
+
+def test_the_monte_carlo_improvement_counts_exactly_the_free_samples_a_point_dominates():
+    from search._bayes import _MonteCarloImprovement
+
+    rng = np.random.default_rng(5)
+    for m in (3, 4):
+        front = rng.integers(0, 4, size=(6, m)) / 4.0  # ties between points and samples on a grid
+        improvement = _MonteCarloImprovement(front, 1.1, np.zeros(m), np.random.default_rng(1))
+        improvement._free = np.vstack([improvement._free, rng.integers(0, 4, size=(50, m)) / 4.0])
+        points = rng.integers(0, 5, size=(2, 300, m)) / 4.0  # more than one block of 256, two batches
+        counts = np.all(points[..., None, :] <= improvement._free, axis=-1).sum(axis=-1)
+        assert np.array_equal(improvement(points), counts * improvement._cell)
 
 
 def test_scalings_and_the_categorical_kernel_are_options():

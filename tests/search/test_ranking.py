@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from search._ranking import crowding_distance, feasible_first_order, hypervolume_contributions, pareto_ranks
+from search._ranking import (
+    _ranks_2d,
+    crowding_distance,
+    feasible_first_order,
+    hypervolume_contributions,
+    pareto_ranks,
+)
 
 
 def test_feasible_rows_come_first_by_front_then_infeasible_by_violation():
@@ -31,6 +37,35 @@ def test_pareto_ranks_crowding_and_contributions():
     assert crowding_distance(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]])).tolist() == [np.inf, 2.0, np.inf]
     contrib = hypervolume_contributions(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]))
     assert contrib == pytest.approx([0.1 * 0.5, 0.5 * 0.5, 0.5 * 0.1])
+
+
+def _peeled_ranks(F):
+    """Front index by definition: peel off the rows no remaining row dominates, again and again."""
+    F = np.asarray(F, dtype=float)
+    ranks = np.full(len(F), -1)
+    r = 0
+    while np.any(ranks < 0):
+        left = np.flatnonzero(ranks < 0)
+        G = F[left]
+        dominated = [np.any(np.all(G <= g, axis=1) & np.any(G < g, axis=1)) for g in G]
+        ranks[left[~np.array(dominated)]] = r
+        r += 1
+    return ranks
+
+
+def test_two_objective_ranks_by_bisection_equal_the_definition_with_ties_and_infinities():
+    rng = np.random.default_rng(0)
+    for trial in range(600):
+        n = int(rng.integers(2, 50))
+        F = rng.integers(0, int(rng.integers(1, 7)), size=(n, 2)).astype(float)  # many ties and duplicates
+        if trial % 3 == 0:
+            F = rng.normal(size=(n, 2))
+        if trial % 5 == 0:
+            F[rng.integers(n), rng.integers(2)] = np.inf
+        assert np.array_equal(_ranks_2d(F), _peeled_ranks(F)), F
+    F = rng.integers(0, 20, size=(900, 2)).astype(float)  # beyond the size where pymoo took over
+    assert np.array_equal(pareto_ranks(F), _peeled_ranks(F))
+    assert pareto_ranks(np.array([[1.0, np.nan], [0.0, 0.0]])).tolist() == [0, 0]  # NaN: the general path
 
 
 def test_one_objective_and_ties_keep_the_row_order():
