@@ -18,19 +18,19 @@ __all__ = ["crowding_distance", "feasible_first_order", "hypervolume_contributio
 TIE_BREAKS = ("crowding", "hypervolume")
 
 
-_PYMOO_ABOVE = 400  # rows beyond which pymoo's sorting is used (the numpy one holds an n x n matrix)
-
-
 def pareto_ranks(F: np.ndarray) -> np.ndarray:
-    """Front index of each row of ``F`` (``n x m``, minimized): 0 for the non-dominated rows, and so on."""
+    """Front index of each row of ``F`` (``n x m``, minimized): 0 for the non-dominated rows, and so on.
+
+    pymoo's (compiled) non-dominated sorting where every value is finite; otherwise (a FAILED row's
+    ``inf``, a ``nan``) a dominance matrix in numpy, where ``inf`` is compared as a number and a row with
+    ``nan`` neither dominates nor is dominated.
+    """
     F = np.asarray(F, dtype=float)
     n = len(F)
     ranks = np.zeros(n, dtype=int)
     if n <= 1:
         return ranks
-    if F.shape[1] == 2 and not np.isnan(F).any():
-        return _ranks_2d(F)
-    if n > _PYMOO_ABOVE:
+    if np.isfinite(F).all():
         from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
         for r, front in enumerate(NonDominatedSorting().do(F)):
@@ -48,33 +48,6 @@ def pareto_ranks(F: np.ndarray) -> np.ndarray:
         count[front] = -1
         front = np.flatnonzero(count == 0)
         r += 1
-    return ranks
-
-
-def _ranks_2d(F: np.ndarray) -> np.ndarray:
-    """:func:`pareto_ranks` of two objectives in ``O(n log n)`` (Jensen 2003): rows in order of the first
-    objective (then the second) each join the first front whose latest member does not dominate them. A
-    front's latest member has its lowest second objective; those values rise from front to front, so the
-    front is found by bisection."""
-    ranks = np.empty(len(F), dtype=int)
-    first: list[float] = []  # per front, the objectives of its latest member
-    second: list[float] = []
-    a_all, b_all = F[:, 0].tolist(), F[:, 1].tolist()
-    for i in np.lexsort((F[:, 1], F[:, 0])).tolist():
-        a, b = a_all[i], b_all[i]
-        lo, hi = 0, len(second)
-        while lo < hi:  # the first front that does not dominate (a, b)
-            mid = (lo + hi) // 2
-            if second[mid] < b or (second[mid] == b and first[mid] < a):
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == len(second):
-            first.append(a)
-            second.append(b)
-        else:
-            first[lo], second[lo] = a, b
-        ranks[i] = lo
     return ranks
 
 
