@@ -248,6 +248,8 @@ def test_bad_settings_are_refused():
         ({"backend": "sklearn"}, "backend"),
         ({"promotion": "random"}, "promotion"),
         ({"ehvi_many": "yes"}, "ehvi_many"),
+        ({"mc_samples": 0}, "mc_samples"),
+        ({"mc_samples": 512.0}, "mc_samples"),
     ]:
         with pytest.raises(ValueError, match=message):
             BayesStrategy(**kwargs)
