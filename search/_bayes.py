@@ -418,10 +418,10 @@ class BayesStrategy(Strategy):
     def _acquire_numpy(self, Xc: np.ndarray, Xcn: np.ndarray) -> int:
         """Index of the candidate to propose; ``Xc`` are the candidates encoded, ``Xcn`` their networks."""
         X, F = self._scaled(np.array(self._F))
-        Xn = np.array(self._Xn)
         m = F.shape[1]
         mu, var = np.empty((len(Xc), m)), np.empty((len(Xc), m))
         net = self._of_network
+        Xn = np.array(self._Xn) if any(net) else X
         gps = [self._fit(j, Xn if net[j] else X, F[:, j]) for j in range(m)]
         for j, gp in enumerate(gps):
             mu[:, j], var[:, j] = gp.predict(Xcn if net[j] else Xc)
@@ -535,10 +535,8 @@ class _MonteCarloImprovement:
         m = front.shape[1]
         low = np.minimum(np.minimum(low, front.min(axis=0)), reference - 1e-9)
         samples = rng.uniform(low, reference, size=(n_samples, m))
-        free = np.ones(len(samples), dtype=bool)
-        for f in front:  # a sample is dominated when some front point is at or below it everywhere
-            free &= ~np.all(f <= samples, axis=1)
-        self._free = samples[free]
+        # a sample is dominated when some front point is at or below it everywhere
+        self._free = samples[~_at_or_below(front, samples.T).any(axis=0)]
         self._cell = float(np.prod(reference - low)) / n_samples
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
@@ -548,12 +546,19 @@ class _MonteCarloImprovement:
         free = self._free.T  # m x samples
         for start in range(0, len(flat), 256):  # bounded memory: 256 points x the free samples at a time
             block = flat[start : start + 256]
-            below = block[:, 0:1] <= free[0]  # objective by objective: faster than a reduction over m
-            for k in range(1, m):
-                below &= block[:, k : k + 1] <= free[k]
-            counts[start : start + 256] = np.count_nonzero(below, axis=1)
+            counts[start : start + 256] = np.count_nonzero(_at_or_below(block, free), axis=1)
         improvement: np.ndarray = (counts * self._cell).reshape(shape)
         return improvement
+
+
+def _at_or_below(points: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """``[i, s]``: point ``i`` (rows of ``points``, ``k x m``) is at or below sample ``s`` (columns of
+    ``samples``, ``m x n``) in every objective; compared objective by objective, which is faster than a
+    reduction over a short last axis."""
+    below: np.ndarray = points[:, 0:1] <= samples[0]
+    for j in range(1, points.shape[1]):
+        below &= points[:, j : j + 1] <= samples[j]
+    return below
 
 
 def _clip_outliers(F: np.ndarray) -> np.ndarray:

@@ -47,8 +47,11 @@ class Encoder:
             if kind != "number"
         }
         self.per_column = list(range(self.dim))
-        #: whether the rows carry the fidelity (as their last column)
-        self.has_fidelity = bool(self._log_range)
+
+    @property
+    def has_fidelity(self) -> bool:
+        """Whether the rows carry the fidelity (as their last column)."""
+        return bool(self._log_range)
 
     def encode(self, points: Sequence[Mapping[str, Any]], fidelities: Sequence[float]) -> np.ndarray:
         cols: list[np.ndarray] = []
